@@ -1,0 +1,104 @@
+/**
+ * Bearer tokens: HS256 JWTs with `tenant_id` (string), optional `role` (`tenant` | `admin`) and
+ * optional `exp`. A tenant token acts for its own tenant only; an admin token for any.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { SignJWT, jwtVerify } from 'jose';
+import type { Middleware } from 'koa';
+import type { Config } from '../config.js';
+import { AppError } from '../errors.js';
+
+export type Role = 'tenant' | 'admin';
+
+export interface Principal {
+  tenantId: string;
+  role: Role;
+}
+
+const TENANT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** JWT_SECRET, or in development one generated once and kept in DATA_DIR. */
+export async function loadJwtSecret(config: Pick<Config, 'jwtSecret' | 'dataDir'>): Promise<string> {
+  if (config.jwtSecret) return config.jwtSecret;
+  const file = path.join(config.dataDir, 'jwt-secret');
+  try {
+    return (await fs.readFile(file, 'utf8')).trim();
+  } catch {
+    await fs.mkdir(config.dataDir, { recursive: true });
+    const secret = randomBytes(32).toString('base64url');
+    // 'wx': if another process wrote it first, keep theirs.
+    await fs.writeFile(file, secret + '\n', { mode: 0o600, flag: 'wx' }).catch(() => undefined);
+    return (await fs.readFile(file, 'utf8')).trim();
+  }
+}
+
+export async function signToken(
+  secret: string,
+  claims: { tenantId: string; role?: Role },
+  options: { expiresIn?: string | number } = {},
+): Promise<string> {
+  const jwt = new SignJWT({ tenant_id: claims.tenantId, role: claims.role ?? 'tenant' })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuedAt();
+  if (options.expiresIn !== undefined) jwt.setExpirationTime(options.expiresIn);
+  return jwt.sign(new TextEncoder().encode(secret));
+}
+
+export async function verifyToken(secret: string, token: string): Promise<Principal> {
+  let payload: Record<string, unknown>;
+  try {
+    ({ payload } = await jwtVerify(token, new TextEncoder().encode(secret), { algorithms: ['HS256'] }));
+  } catch (err) {
+    const expired = (err as { code?: string }).code === 'ERR_JWT_EXPIRED';
+    throw new AppError('unauthorized', expired ? 'The token has expired.' : 'The token is invalid.');
+  }
+  const tenantId = payload.tenant_id;
+  const role = payload.role ?? 'tenant';
+  if (typeof tenantId !== 'string' || !TENANT_ID_PATTERN.test(tenantId)) {
+    throw new AppError('unauthorized', 'The token has no valid tenant_id claim.');
+  }
+  if (role !== 'tenant' && role !== 'admin')
+    throw new AppError('unauthorized', 'The token has an invalid role claim.');
+  return { tenantId, role };
+}
+
+/** Puts the caller in `ctx.state.principal`, or answers 401. */
+export function authenticate(secret: string): Middleware {
+  return async (ctx, next) => {
+    const header = ctx.get('authorization');
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match?.[1]) throw new AppError('unauthorized', 'Missing bearer token in the Authorization header.');
+    ctx.state.principal = await verifyToken(secret, match[1]);
+    await next();
+  };
+}
+
+/**
+ * The tenant a request acts for: the token's own, or for an admin the one it names. A tenant
+ * token naming another tenant gets 403.
+ */
+export function actingTenant(principal: Principal, requested: string | undefined | null): string {
+  if (requested === undefined || requested === null || requested === principal.tenantId)
+    return principal.tenantId;
+  if (principal.role !== 'admin')
+    throw new AppError('forbidden', 'This token may not act for another tenant.');
+  if (!TENANT_ID_PATTERN.test(requested)) {
+    throw new AppError('invalid_request', 'tenant_id is not a valid tenant id.', {
+      details: [{ field: '/tenant_id', message: 'must match ^[A-Za-z0-9_.:-]{1,128}$' }],
+    });
+  }
+  return requested;
+}
+
+/** For list endpoints: an admin without tenant_id sees every tenant (undefined). */
+export function tenantFilter(principal: Principal, requested: string | undefined): string | undefined {
+  if (principal.role === 'admin')
+    return requested === undefined ? undefined : actingTenant(principal, requested);
+  return actingTenant(principal, requested);
+}
+
+export function requireAdmin(principal: Principal): void {
+  if (principal.role !== 'admin') throw new AppError('forbidden', 'This endpoint needs an admin token.');
+}

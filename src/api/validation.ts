@@ -1,0 +1,65 @@
+/**
+ * ajv schemas compiled once; a failing input becomes one 400 whose `details` lists every field
+ * that failed (unknown fields too: schemas say `additionalProperties: false`).
+ */
+import { Ajv, type ErrorObject, type JSONSchemaType, type Schema } from 'ajv';
+import * as addFormatsModule from 'ajv-formats';
+import { AppError, type ErrorDetail } from '../errors.js';
+
+// ajv-formats is CommonJS; under ESM its function arrives as `default`.
+const addFormats = addFormatsModule.default as unknown as typeof addFormatsModule.default.default;
+
+export const ajv = new Ajv({ allErrors: true, strict: true, coerceTypes: false, useDefaults: false });
+addFormats(ajv, ['date-time', 'uri', 'uuid']);
+
+/** Query strings arrive as strings: this instance coerces "10" to 10 and "true" to true. */
+export const queryAjv = new Ajv({ allErrors: true, strict: true, coerceTypes: true, useDefaults: true });
+addFormats(queryAjv, ['date-time', 'uri', 'uuid']);
+
+function describe(error: ErrorObject): ErrorDetail {
+  const base = error.instancePath || '';
+  switch (error.keyword) {
+    case 'additionalProperties':
+      return {
+        field: `${base}/${(error.params as { additionalProperty: string }).additionalProperty}`,
+        message: 'is not a known field',
+      };
+    case 'required':
+      return {
+        field: `${base}/${(error.params as { missingProperty: string }).missingProperty}`,
+        message: 'is required',
+      };
+    default:
+      return { field: base || '/', message: error.message ?? 'is invalid' };
+  }
+}
+
+export type Validator<T> = (input: unknown) => T;
+
+function makeValidator<T>(instance: Ajv, schema: Schema | JSONSchemaType<T>, what: string): Validator<T> {
+  const validate = instance.compile<T>(schema as Schema);
+  return (input: unknown): T => {
+    if (validate(input)) return input;
+    const details = (validate.errors ?? []).map(describe);
+    throw new AppError('invalid_request', `The ${what} is invalid.`, { details });
+  };
+}
+
+export const bodyValidator = <T>(schema: Schema | JSONSchemaType<T>): Validator<T> =>
+  makeValidator<T>(ajv, schema, 'request body');
+
+export const queryValidator = <T>(schema: Schema | JSONSchemaType<T>): Validator<T> =>
+  makeValidator<T>(queryAjv, schema, 'query string');
+
+/** `{ limit, offset }` with the contract's defaults: limit 1–500 (default 50), offset ≥ 0. */
+export const paginationProperties = {
+  limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+  offset: { type: 'integer', minimum: 0, maximum: 10_000_000, default: 0 },
+} as const;
+
+/** A path parameter that must be a UUID; anything else is a 404 (no such object). */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export function uuidParam(value: string | undefined, what: string): string {
+  if (!value || !UUID.test(value)) throw new AppError('not_found', `${what} not found.`);
+  return value.toLowerCase();
+}

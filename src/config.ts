@@ -1,0 +1,131 @@
+import path from 'node:path';
+import ipaddr from 'ipaddr.js';
+
+/**
+ * Everything the service reads from its environment, parsed and checked once at start-up.
+ * A bad value stops start-up with one line that names the variable (see `ConfigError`).
+ */
+export interface Config {
+  nodeEnv: string;
+  isProduction: boolean;
+  port: number;
+  /** Unset means: start an embedded PostgreSQL under `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** Unset in development means: generate one and keep it in `dataDir`. */
+  jwtSecret: string | undefined;
+  logLevel: string;
+  role: 'all' | 'api' | 'worker';
+  numWorkers: number;
+  /** Seconds to wait before retry 1, 2, 3 …; its length is the number of retries. */
+  retryScheduleSeconds: readonly number[];
+  deliveryTimeoutMs: number;
+  maxPayloadBytes: number;
+  /** CIDRs exempt from the private-address block, already parsed. */
+  ssrfAllowlist: readonly [ipaddr.IPv4 | ipaddr.IPv6, number][];
+  /** Port of a separate metrics listener for `ROLE=worker`; undefined = none (the main port serves it). */
+  metricsPort: number | undefined;
+  /** How long a graceful stop waits for in-flight work before giving up. */
+  shutdownTimeoutMs: number;
+  /** How many connections the service's own pool may open. */
+  databasePoolSize: number;
+}
+
+export class ConfigError extends Error {
+  constructor(variable: string, problem: string) {
+    super(`Invalid configuration: ${variable} ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const value = Number(raw.trim());
+  if (value < min || value > max)
+    throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+function retrySchedule(env: Env): number[] {
+  const raw = env.RETRY_SCHEDULE;
+  if (raw === undefined || raw.trim() === '') return [1, 4, 16, 64, 256];
+  return raw.split(',').map((part) => {
+    const value = Number(part.trim());
+    if (part.trim() === '' || !Number.isFinite(value) || value < 0 || value > 7 * 24 * 3600) {
+      throw new ConfigError(
+        'RETRY_SCHEDULE',
+        `must be comma-separated seconds between 0 and 604800, got "${raw}"`,
+      );
+    }
+    return value;
+  });
+}
+
+function cidrList(env: Env): [ipaddr.IPv4 | ipaddr.IPv6, number][] {
+  const raw = env.SSRF_ALLOWLIST;
+  if (raw === undefined || raw.trim() === '') return [];
+  return raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
+    .map((part) => {
+      try {
+        return part.includes('/')
+          ? ipaddr.parseCIDR(part)
+          : ipaddr.parseCIDR(`${part}/${ipaddr.parse(part).kind() === 'ipv4' ? 32 : 128}`);
+      } catch {
+        throw new ConfigError('SSRF_ALLOWLIST', `must be comma-separated CIDRs, "${part}" is not one`);
+      }
+    });
+}
+
+const LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] as const;
+
+export function parseConfig(env: Env = process.env): Readonly<Config> {
+  const nodeEnv = env.NODE_ENV ?? 'development';
+  const isProduction = nodeEnv === 'production';
+  const databaseUrl = env.DATABASE_URL?.trim() || undefined;
+  const jwtSecret = env.JWT_SECRET || undefined;
+  if (isProduction && !databaseUrl)
+    throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production');
+  if (isProduction && !jwtSecret) throw new ConfigError('JWT_SECRET', 'is required when NODE_ENV=production');
+  if (jwtSecret !== undefined && jwtSecret.length < 16) {
+    throw new ConfigError('JWT_SECRET', 'must be at least 16 characters');
+  }
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL', 'must be a postgres:// or postgresql:// connection string');
+  }
+  const metricsPortRaw = env.METRICS_PORT;
+  const config: Config = {
+    nodeEnv,
+    isProduction,
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    databaseUrl,
+    dataDir: path.resolve(env.DATA_DIR?.trim() || './.data'),
+    jwtSecret,
+    logLevel: oneOf(env, 'LOG_LEVEL', 'info', LOG_LEVELS),
+    role: oneOf(env, 'ROLE', 'all', ['all', 'api', 'worker'] as const),
+    numWorkers: integer(env, 'NUM_WORKERS', 10, 0, 1000),
+    retryScheduleSeconds: Object.freeze(retrySchedule(env)),
+    deliveryTimeoutMs: integer(env, 'DELIVERY_TIMEOUT_MS', 10000, 1, 30000),
+    maxPayloadBytes: integer(env, 'MAX_PAYLOAD_BYTES', 262144, 1024, 16 * 1024 * 1024),
+    ssrfAllowlist: Object.freeze(cidrList(env)),
+    metricsPort: metricsPortRaw ? integer(env, 'METRICS_PORT', 0, 0, 65535) : undefined,
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 15000, 0, 600000),
+    databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 20, 2, 500),
+  };
+  return Object.freeze(config);
+}

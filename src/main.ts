@@ -1,0 +1,58 @@
+/** Entry point: `node dist/main.js` (and `npm start`). */
+import { ConfigError, parseConfig, type Config } from './config.js';
+import { signToken } from './api/auth.js';
+import { startService } from './service.js';
+
+let config: Readonly<Config>;
+try {
+  config = parseConfig();
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
+}
+
+const service = await startService(config).catch((err: Error) => {
+  process.stderr.write(`Start-up failed: ${err.message}\n`);
+  process.exit(1);
+});
+
+if (!config.isProduction && service.url) {
+  const adminToken = await signToken(service.jwtSecret, { tenantId: 'admin', role: 'admin' });
+  process.stdout.write(
+    [
+      '',
+      `  Webhook service ready at ${service.url}  (role ${config.role}, ${config.numWorkers} delivery workers)`,
+      `  Admin token (development):`,
+      `    ${adminToken}`,
+      `  Tenant token:  npm run --silent token -- --tenant acme`,
+      '',
+      '',
+    ].join('\n'),
+  );
+}
+
+let stoppingSince: number | undefined;
+const stop = (signal: string) => {
+  if (stoppingSince !== undefined) {
+    // A wrapper (npm, tsx) may pass the same signal on again at once; only a later one means "now".
+    if (Date.now() - stoppingSince < 2000) return;
+    service.logger.warn('second signal: exiting now', { signal });
+    process.exit(1);
+  }
+  stoppingSince = Date.now();
+  service.logger.info('stopping', { signal });
+  const deadline = setTimeout(() => {
+    service.logger.error('graceful stop took too long; exiting');
+    process.exit(1);
+  }, config.shutdownTimeoutMs + 30_000);
+  deadline.unref();
+  service.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+};
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));

@@ -1,0 +1,100 @@
+/**
+ * Prometheus metrics. Each process serves its own registry on GET /metrics. Labels never carry
+ * a tenant, webhook or URL: outcome, status class, route template and the like only.
+ */
+import client from 'prom-client';
+
+export interface Metrics {
+  registry: client.Registry;
+  eventsIngested: client.Counter<never>;
+  deliveries: client.Counter<'outcome'>;
+  deliveryDuration: client.Histogram<'outcome'>;
+  eventToDelivery: client.Histogram<never>;
+  queueDepth: client.Gauge<never>;
+  oldestJobAge: client.Gauge<never>;
+  dlqSize: client.Gauge<never>;
+  httpDuration: client.Histogram<'method' | 'route' | 'status_class'>;
+  retries: client.Counter<'attempt'>;
+  ssrfBlocks: client.Counter<'stage'>;
+  rateLimited: client.Counter<'limit'>;
+  dlqRetries: client.Counter<'kind'>;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new client.Registry();
+  if (options.defaultMetrics ?? true) client.collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    eventsIngested: new client.Counter({
+      name: 'webhook_events_ingested_total',
+      help: 'Events accepted by POST /events (committed before the 202).',
+      registers,
+    }),
+    deliveries: new client.Counter({
+      name: 'webhook_deliveries_total',
+      help: 'Delivery attempts by outcome: success, failure (retry scheduled), dead (moved to the DLQ).',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    deliveryDuration: new client.Histogram({
+      name: 'webhook_delivery_duration_seconds',
+      help: 'Duration of one outbound delivery attempt.',
+      labelNames: ['outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    eventToDelivery: new client.Histogram({
+      name: 'webhook_event_to_delivery_seconds',
+      help: 'From event accepted to its first successful attempt, per delivery.',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
+      registers,
+    }),
+    queueDepth: new client.Gauge({
+      name: 'webhook_queue_depth',
+      help: 'Delivery jobs waiting in graphile_worker (due now or later, not locked).',
+      registers,
+    }),
+    oldestJobAge: new client.Gauge({
+      name: 'webhook_queue_oldest_job_age_seconds',
+      help: 'Age of the oldest delivery job that is due and not yet taken.',
+      registers,
+    }),
+    dlqSize: new client.Gauge({
+      name: 'dlq_size',
+      help: 'Entries in the dead-letter queue, all tenants.',
+      registers,
+    }),
+    httpDuration: new client.Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'API request duration by method, route template and status class.',
+      labelNames: ['method', 'route', 'status_class'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    retries: new client.Counter({
+      name: 'webhook_delivery_retries_total',
+      help: 'Retries scheduled, by the number of the attempt that failed (1, 2, …).',
+      labelNames: ['attempt'],
+      registers,
+    }),
+    ssrfBlocks: new client.Counter({
+      name: 'webhook_ssrf_blocked_total',
+      help: 'Destinations refused because they are (or resolve to) a blocked address.',
+      labelNames: ['stage'],
+      registers,
+    }),
+    rateLimited: new client.Counter({
+      name: 'webhook_rate_limited_total',
+      help: 'Requests refused with 429 by a tenant limit.',
+      labelNames: ['limit'],
+      registers,
+    }),
+    dlqRetries: new client.Counter({
+      name: 'webhook_dlq_retries_total',
+      help: 'Dead letters sent again: single, bulk, or recover.',
+      labelNames: ['kind'],
+      registers,
+    }),
+  };
+}

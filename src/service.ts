@@ -1,0 +1,108 @@
+/**
+ * Composition root: config → database (embedded when DATABASE_URL is unset) → migrations →
+ * the API and/or the delivery worker, as ROLE says → a graceful stop that undoes it in reverse.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config.js';
+import { createApp } from './api/app.js';
+import { loadJwtSecret } from './api/auth.js';
+import { createDatabase, type DatabaseHandle } from './db/database.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.js';
+import { migrate } from './db/migrate.js';
+import { startDeliveryWorker, type DeliveryWorker } from './delivery/worker.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { createMetrics, type Metrics } from './observability/metrics.js';
+
+export interface Service {
+  /** Base URL of the API, when this process serves it. */
+  url: string | undefined;
+  port: number | undefined;
+  databaseUrl: string;
+  jwtSecret: string;
+  logger: Logger;
+  metrics: Metrics;
+  database: DatabaseHandle;
+  /** Graceful stop: no new requests or jobs, in-flight work finishes (up to the deadline), then close. */
+  stop(): Promise<void>;
+}
+
+export async function startService(
+  config: Readonly<Config>,
+  options: { logger?: Logger } = {},
+): Promise<Service> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const metrics = createMetrics();
+  const cleanups: (() => Promise<void>)[] = [];
+  const runCleanups = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup().catch((err: Error) => logger.error('stop step failed', { err: err.message }));
+    }
+  };
+
+  try {
+    let databaseUrl = config.databaseUrl;
+    let embedded: EmbeddedPostgres | undefined;
+    if (!databaseUrl) {
+      embedded = await startEmbeddedPostgres({
+        dataDir: config.dataDir,
+        log: (msg, meta) => logger.info(msg, meta),
+      });
+      cleanups.push(() => embedded!.stop());
+      databaseUrl = embedded.connectionString;
+    }
+
+    const database = createDatabase(databaseUrl, { max: config.databasePoolSize });
+    cleanups.push(() => database.close());
+    const applied = await migrate(database.pool);
+    if (applied.length > 0) logger.info('migrations applied', { migrations: applied });
+
+    const jwtSecret = await loadJwtSecret(config);
+
+    let worker: DeliveryWorker | undefined;
+    if (config.role !== 'api' && config.numWorkers > 0) {
+      worker = await startDeliveryWorker({ config, db: database.db, pool: database.pool, logger, metrics });
+      cleanups.push(() => worker!.stop());
+    }
+
+    let url: string | undefined;
+    let port: number | undefined;
+    if (config.role !== 'worker') {
+      const app = createApp({ config, db: database.db, pool: database.pool, logger, metrics, jwtSecret });
+      const server = http.createServer(app.callback());
+      server.keepAliveTimeout = 65_000;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, resolve);
+      });
+      port = (server.address() as AddressInfo).port;
+      url = `http://localhost:${port}`;
+      cleanups.push(() => closeServer(server, config.shutdownTimeoutMs));
+      logger.info('listening', { url, port, role: config.role });
+    }
+
+    return {
+      url,
+      port,
+      databaseUrl,
+      jwtSecret,
+      logger,
+      metrics,
+      database,
+      stop: runCleanups,
+    };
+  } catch (err) {
+    await runCleanups();
+    throw err;
+  }
+}
+
+/** Stops accepting connections, lets in-flight requests finish, and closes idle keep-alive sockets. */
+async function closeServer(server: http.Server, deadlineMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const timer = setTimeout(() => server.closeAllConnections(), deadlineMs);
+  timer.unref();
+  await closed;
+  clearTimeout(timer);
+}

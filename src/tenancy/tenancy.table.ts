@@ -1,0 +1,16 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/** tenant: a customer of the service, created on first use. */
+export interface TenantTable {
+  id: string;
+  created_at: Generated<Date>;
+}
+
+/** quota: a tenant's limits; an UPDATE in psql takes effect within seconds. */
+export interface QuotaTable {
+  tenant_id: string;
+  max_events_per_sec: Generated<number>;
+  max_concurrent_deliveries: Generated<number>;
+  max_dlq_size: Generated<number>;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}

@@ -1,0 +1,25 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/** webhook: a subscription, i.e. a tenant's endpoint URL and the event types it receives. */
+export interface WebhookTable {
+  id: string;
+  tenant_id: string;
+  url: string;
+  description: string | null;
+  /** Exact names, `prefix.*`, or `*`. */
+  event_types: string[];
+  /** Signing secret: `whsec_` + base64 key, or a string given at creation. */
+  secret: string;
+  /** The secret before the last rotation; it also signs until `previous_secret_expires_at`. */
+  previous_secret: string | null;
+  previous_secret_expires_at: Date | null;
+  /** Per-attempt timeout; null = DELIVERY_TIMEOUT_MS. */
+  timeout_ms: number | null;
+  enabled: Generated<boolean>;
+  disabled_reason: string | null;
+  disabled_at: Date | null;
+  /** Start of the current unbroken run of failed attempts. */
+  failing_since: Date | null;
+  created_at: Generated<Date>;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
