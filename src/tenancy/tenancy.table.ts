@@ -14,3 +14,11 @@ export interface QuotaTable {
   max_dlq_size: Generated<number>;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
+
+/** rate window: a tenant's events in the last second, as ten 100 ms slots (see event-rate-limit.ts). */
+export interface EventRateWindowTable {
+  tenant_id: string;
+  slot_numbers: ColumnType<string[], string[] | undefined, string[]>;
+  slot_counts: ColumnType<number[], number[] | undefined, number[]>;
+  updated_at: Generated<Date>;
+}

@@ -82,6 +82,7 @@ const columns: { [T in keyof Database]: ColumnsOf<Database[T]> } = {
     details: true,
   },
   worker_heartbeats: { worker_id: true, hostname: true, pid: true, started_at: true, last_seen_at: true },
+  event_rate_windows: { tenant_id: true, slot_numbers: true, slot_counts: true, updated_at: true },
 };
 
 let ctx: Awaited<ReturnType<typeof withTestDatabase>>;
