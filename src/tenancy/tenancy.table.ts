@@ -22,3 +22,11 @@ export interface EventRateWindowTable {
   slot_counts: ColumnType<number[], number[] | undefined, number[]>;
   updated_at: Generated<Date>;
 }
+
+/** lease: a delivery whose request is in flight now (see concurrency-cap.ts). */
+export interface DeliveryLeaseTable {
+  delivery_id: string;
+  tenant_id: string;
+  worker_id: string;
+  acquired_at: Generated<Date>;
+}

@@ -1,0 +1,165 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDatabase, type DatabaseHandle } from '../../src/db/database.js';
+import {
+  acquireDeliveryLease,
+  concurrentDeliveries,
+  releaseDeliveryLease,
+} from '../../src/tenancy/concurrency-cap.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+let svc: TestService;
+beforeAll(async () => {
+  svc = await startTestService({ NUM_WORKERS: '0' });
+});
+afterAll(async () => {
+  await svc?.stop();
+});
+
+describe('GET /quotas/:tenant_id', () => {
+  it('shows the defaults and current usage for a new tenant', async () => {
+    const res = await svc.call('GET', '/quotas/fresh', { token: await svc.token('fresh') });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      tenant_id: 'fresh',
+      limits: { max_events_per_sec: 100, max_concurrent_deliveries: 50, max_dlq_size: 100 },
+      current_usage: { events_sent: 0, concurrent_deliveries: 0, dlq_count: 0 },
+      dlq_full: false,
+    });
+  });
+
+  it('a tenant token naming another tenant gets 403; an admin may read any; an unknown tenant is 404', async () => {
+    expect((await svc.call('GET', '/quotas/other', { token: await svc.token('fresh') })).status).toBe(403);
+    expect(
+      (await svc.call('GET', '/quotas/fresh', { token: await svc.token('ops', { admin: true }) })).status,
+    ).toBe(200);
+    expect(
+      (await svc.call('GET', '/quotas/nobody', { token: await svc.token('ops', { admin: true }) })).status,
+    ).toBe(404);
+  });
+
+  it('an UPDATE quotas in SQL shows in the next answer', async () => {
+    const token = await svc.token('sqlchanged');
+    await svc.call('GET', '/quotas/sqlchanged', { token });
+    await sql`update quotas set max_events_per_sec = 200 where tenant_id = 'sqlchanged'`.execute(
+      svc.service.database.db,
+    );
+    const res = await svc.call('GET', '/quotas/sqlchanged', { token });
+    expect(res.body.limits.max_events_per_sec).toBe(200);
+  });
+});
+
+describe('PUT /quotas/:tenant_id', () => {
+  it('needs an admin token', async () => {
+    const res = await svc.call('PUT', '/quotas/fresh', {
+      token: await svc.token('fresh'),
+      body: { max_dlq_size: 5 },
+    });
+    expect(res.status).toBe(403);
+  });
+
+  it('changes the limits and writes an audit row', async () => {
+    const admin = await svc.token('ops', { admin: true });
+    const res = await svc.call('PUT', '/quotas/acme', {
+      token: admin,
+      body: { max_events_per_sec: 250, max_concurrent_deliveries: 7 },
+      headers: { 'x-request-id': 'req-quota-1' },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.limits).toEqual({
+      max_events_per_sec: 250,
+      max_concurrent_deliveries: 7,
+      max_dlq_size: 100,
+    });
+    const audit = await svc.service.database.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('action', '=', 'quota.updated')
+      .where('object_id', '=', 'acme')
+      .executeTakeFirstOrThrow();
+    expect(audit).toMatchObject({ actor: 'ops:admin', tenant_id: 'acme', request_id: 'req-quota-1' });
+  });
+
+  it('rejects unknown fields, negative numbers and an empty body with details', async () => {
+    const admin = await svc.token('ops', { admin: true });
+    const res = await svc.call('PUT', '/quotas/acme', {
+      token: admin,
+      body: { max_events_per_sec: -1, colour: 'red' },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.details.map((d: { field: string }) => d.field).sort()).toEqual([
+      '/colour',
+      '/max_events_per_sec',
+    ]);
+    expect((await svc.call('PUT', '/quotas/acme', { token: admin, body: {} })).status).toBe(400);
+  });
+});
+
+describe('delivery leases (max_concurrent_deliveries)', () => {
+  let a: DatabaseHandle;
+  let b: DatabaseHandle;
+  beforeAll(() => {
+    a = createDatabase(svc.database.url, { max: 6 });
+    b = createDatabase(svc.database.url, { max: 6 });
+  });
+  afterAll(async () => {
+    await a.close();
+    await b.close();
+  });
+
+  async function seedDeliveries(tenant: string, count: number): Promise<string[]> {
+    const db = svc.service.database.db;
+    await svc.call('GET', `/quotas/${tenant}`, { token: await svc.token(tenant) });
+    const webhook = crypto.randomUUID();
+    const event = crypto.randomUUID();
+    await sql`insert into webhooks (id, tenant_id, url, event_types, secret)
+              values (${webhook}, ${tenant}, 'http://127.0.0.1:9/', '{*}', 'whsec_dGVzdA==')`.execute(db);
+    await sql`insert into events (id, tenant_id, type, payload) values (${event}, ${tenant}, 't', '{}')`.execute(
+      db,
+    );
+    const ids = Array.from({ length: count }, () => crypto.randomUUID());
+    await sql`insert into deliveries (id, event_id, webhook_id, tenant_id)
+              select unnest(${ids}::uuid[]), ${event}, ${webhook}, ${tenant}`.execute(db);
+    return ids;
+  }
+
+  it('two pools racing for 40 leases of a tenant limited to 5 get exactly 5', async () => {
+    const ids = await seedDeliveries('capped', 40);
+    await sql`update quotas set max_concurrent_deliveries = 5 where tenant_id = 'capped'`.execute(a.db);
+    const held = await Promise.all(
+      ids.map((id, i) =>
+        acquireDeliveryLease(i % 2 ? a.db : b.db, {
+          tenantId: 'capped',
+          deliveryId: id,
+          workerId: `w${i % 2}`,
+        }),
+      ),
+    );
+    expect(held.filter(Boolean)).toHaveLength(5);
+    expect(await concurrentDeliveries(a.db, 'capped')).toBe(5);
+
+    // Releasing one makes room for exactly one more; lowering the limit stops new ones at once.
+    const holder = ids[held.indexOf(true)]!;
+    await releaseDeliveryLease(a.db, holder);
+    const waiting = ids.filter((_, i) => !held[i]);
+    expect(
+      await acquireDeliveryLease(a.db, { tenantId: 'capped', deliveryId: waiting[0]!, workerId: 'w0' }),
+    ).toBe(true);
+    expect(
+      await acquireDeliveryLease(a.db, { tenantId: 'capped', deliveryId: waiting[1]!, workerId: 'w0' }),
+    ).toBe(false);
+    await sql`update quotas set max_concurrent_deliveries = 1 where tenant_id = 'capped'`.execute(a.db);
+    await releaseDeliveryLease(a.db, waiting[0]!);
+    expect(
+      await acquireDeliveryLease(b.db, { tenantId: 'capped', deliveryId: waiting[2]!, workerId: 'w1' }),
+    ).toBe(false);
+  });
+
+  it('shows in GET /quotas current_usage.concurrent_deliveries', async () => {
+    const ids = await seedDeliveries('busy', 3);
+    for (const id of ids)
+      await acquireDeliveryLease(a.db, { tenantId: 'busy', deliveryId: id, workerId: 'w0' });
+    const res = await svc.call('GET', '/quotas/busy', { token: await svc.token('busy') });
+    expect(res.body.current_usage.concurrent_deliveries).toBe(3);
+  });
+});
