@@ -29,6 +29,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** How many connections the service's own pool may open. */
   databasePoolSize: number;
+  /** A worker whose heartbeat is older than this is taken for dead and its jobs are released. */
+  workerStaleAfterMs: number;
 }
 
 export class ConfigError extends Error {
@@ -126,6 +128,7 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
     metricsPort: metricsPortRaw ? integer(env, 'METRICS_PORT', 0, 0, 65535) : undefined,
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 15000, 0, 600000),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 20, 2, 500),
+    workerStaleAfterMs: integer(env, 'WORKER_STALE_AFTER_MS', 30000, 1000, 4 * 3600 * 1000),
   };
   return Object.freeze(config);
 }

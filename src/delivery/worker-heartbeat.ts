@@ -1,0 +1,99 @@
+/**
+ * Recovery from dead worker processes. graphile-worker leaves the jobs of a process that died
+ * (kill -9, out of memory, a lost machine) locked for 4 hours. Instead, every worker process
+ * keeps a row in `worker_heartbeats` fresh, and a sweeper in every process releases the jobs
+ * (graphile_worker.force_unlock_workers) and delivery leases of workers whose heartbeat is
+ * older than WORKER_STALE_AFTER_MS. A job that was taken away from a stale worker cannot
+ * overwrite the newer run: the delivery task checks its claim in our own `deliveries` row.
+ */
+import os from 'node:os';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../db/database.js';
+import type { Logger } from '../observability/logger.js';
+
+export interface HeartbeatOptions {
+  db: Kysely<Database>;
+  /** graphile-worker's pool id: what it writes in `locked_by`. */
+  workerId: string;
+  staleAfterMs: number;
+  logger: Logger;
+}
+
+export interface Heartbeat {
+  /** Stops beating and sweeping, and removes this worker's row. */
+  stop(): Promise<void>;
+}
+
+export async function beat(db: Kysely<Database>, workerId: string): Promise<void> {
+  await sql`
+    insert into worker_heartbeats (worker_id, hostname, pid)
+    values (${workerId}, ${os.hostname()}, ${process.pid})
+    on conflict (worker_id) do update set last_seen_at = now()
+  `.execute(db);
+}
+
+/**
+ * Releases what dead workers hold: jobs locked longer than the staleness by a worker without a
+ * fresh heartbeat (also one that never wrote a heartbeat), and their delivery leases. Returns
+ * the worker ids it released.
+ */
+export async function sweepStaleWorkers(db: Kysely<Database>, staleAfterMs: number): Promise<string[]> {
+  return db.transaction().execute(async (trx) => {
+    const stale = await sql<{ worker_id: string }>`
+      with fresh as (
+        select worker_id from worker_heartbeats
+         where last_seen_at > now() - make_interval(secs => ${staleAfterMs / 1000})
+      )
+      select worker_id from worker_heartbeats
+       where worker_id not in (select worker_id from fresh)
+      union
+      select distinct locked_by from graphile_worker._private_jobs
+       where locked_by is not null
+         and locked_at < now() - make_interval(secs => ${staleAfterMs / 1000})
+         and locked_by not in (select worker_id from fresh)
+      union
+      select distinct worker_id from delivery_leases
+       where acquired_at < now() - make_interval(secs => ${staleAfterMs / 1000})
+         and worker_id not in (select worker_id from fresh)
+    `.execute(trx);
+    const ids = stale.rows.map((row) => row.worker_id);
+    if (ids.length === 0) return [];
+    await sql`select graphile_worker.force_unlock_workers(${ids}::text[])`.execute(trx);
+    await sql`delete from delivery_leases where worker_id = any(${ids}::text[])`.execute(trx);
+    await sql`delete from worker_heartbeats where worker_id = any(${ids}::text[])`.execute(trx);
+    return ids;
+  });
+}
+
+/** Beats every staleness/6 (5 s by default) and sweeps every staleness/3, at a random offset per process. */
+export async function startHeartbeat(options: HeartbeatOptions): Promise<Heartbeat> {
+  const { db, workerId, staleAfterMs, logger } = options;
+  await beat(db, workerId);
+  const beatEvery = Math.max(200, Math.floor(staleAfterMs / 6));
+  const sweepEvery = Math.max(500, Math.floor(staleAfterMs / 3));
+  const beatTimer = setInterval(() => {
+    beat(db, workerId).catch((err: Error) =>
+      logger.warn('heartbeat failed', { worker_id: workerId, err: err.message }),
+    );
+  }, beatEvery);
+  const sweep = () =>
+    sweepStaleWorkers(db, staleAfterMs).then(
+      (released) => {
+        if (released.length > 0) logger.warn('released jobs of stale workers', { worker_ids: released });
+      },
+      (err: Error) => logger.warn('stale-worker sweep failed', { err: err.message }),
+    );
+  const sweepTimer = setInterval(sweep, sweepEvery + Math.floor(Math.random() * 500));
+  beatTimer.unref();
+  sweepTimer.unref();
+  void sweep();
+  return {
+    async stop() {
+      clearInterval(beatTimer);
+      clearInterval(sweepTimer);
+      await sql`delete from worker_heartbeats where worker_id = ${workerId}`
+        .execute(db)
+        .catch(() => undefined);
+    },
+  };
+}
