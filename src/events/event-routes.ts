@@ -1,7 +1,78 @@
+/** HTTP side of events: POST /events (202 after commit), GET /events, GET /events/:id. */
 import Router from '@koa/router';
+import type { Context } from 'koa';
+import { actingTenant } from '../api/auth.js';
 import type { ApiDeps } from '../api/deps.js';
+import { principalOf } from '../api/request-context.js';
+import { bodyValidator, queryValidator, uuidParam } from '../api/validation.js';
+import { AppError } from '../errors.js';
+import { tenantQuerySchema, type TenantQuery } from '../webhooks/webhook-schemas.js';
+import {
+  createEventSchema,
+  listEventsQuerySchema,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  MAX_PAYLOAD_DEPTH,
+  type CreateEventBody,
+  type ListEventsQuery,
+} from './event-schemas.js';
+import { createEventService } from './event-service.js';
+import { createIngestionService, type IngestionService } from './ingestion-service.js';
+import { nestsDeeperThan } from './payload-depth.js';
 
-export function eventRoutes(_deps: ApiDeps): Router {
+const validateCreate = bodyValidator<CreateEventBody>(createEventSchema);
+const validateListQuery = queryValidator<ListEventsQuery>(listEventsQuerySchema);
+const validateTenantQuery = queryValidator<TenantQuery>(tenantQuerySchema);
+
+const queryOf = (ctx: Context): Record<string, unknown> => ({ ...ctx.query });
+
+/** The Idempotency-Key header: absent, or 1–255 characters. */
+function idempotencyKeyOf(ctx: Context): string | undefined {
+  const raw = ctx.headers['idempotency-key'];
+  if (raw === undefined) return undefined;
+  const key = Array.isArray(raw) ? raw.join(', ') : raw;
+  if (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+    throw new AppError('invalid_request', 'The Idempotency-Key header is invalid.', {
+      details: [
+        { field: 'Idempotency-Key', message: `must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters long` },
+      ],
+    });
+  }
+  return key;
+}
+
+export function eventRoutes(deps: ApiDeps, options: { ingestion?: IngestionService } = {}): Router {
+  const ingestion = options.ingestion ?? createIngestionService(deps);
+  const events = createEventService(deps);
   const router = new Router();
+
+  router.post('/events', async (ctx) => {
+    const body = validateCreate(ctx.request.body);
+    const idempotencyKey = idempotencyKeyOf(ctx);
+    const tenantId = actingTenant(principalOf(ctx), body.tenant_id);
+    if (nestsDeeperThan(body.payload, MAX_PAYLOAD_DEPTH)) {
+      throw new AppError('invalid_request', 'The request body is invalid.', {
+        details: [{ field: '/payload', message: `must not nest deeper than ${MAX_PAYLOAD_DEPTH} levels` }],
+      });
+    }
+    const { replayed, ...answer } = await ingestion.ingest({
+      tenantId,
+      type: body.type,
+      payload: body.payload,
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    });
+    if (replayed) ctx.set('Idempotent-Replayed', 'true');
+    ctx.status = 202;
+    ctx.body = answer;
+  });
+
+  router.get('/events', async (ctx) => {
+    ctx.body = await events.list(principalOf(ctx), validateListQuery(queryOf(ctx)));
+  });
+
+  router.get('/events/:id', async (ctx) => {
+    const id = uuidParam(ctx.params.id, 'Event');
+    ctx.body = await events.get(principalOf(ctx), id, validateTenantQuery(queryOf(ctx)).tenant_id);
+  });
+
   return router;
 }

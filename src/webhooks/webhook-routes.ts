@@ -1,7 +1,75 @@
+/**
+ * HTTP side of subscriptions: POST/GET /webhooks, GET/PATCH/DELETE /webhooks/:id,
+ * GET /webhooks/:id/secret, POST /webhooks/:id/rotate-secret.
+ */
 import Router from '@koa/router';
+import type { Context } from 'koa';
 import type { ApiDeps } from '../api/deps.js';
+import { principalOf, requestIdOf } from '../api/request-context.js';
+import { bodyValidator, queryValidator, uuidParam } from '../api/validation.js';
+import {
+  createWebhookSchema,
+  listWebhooksQuerySchema,
+  rotateSecretSchema,
+  tenantQuerySchema,
+  updateWebhookSchema,
+  type CreateWebhookBody,
+  type ListWebhooksQuery,
+  type RotateSecretBody,
+  type TenantQuery,
+  type UpdateWebhookBody,
+} from './webhook-schemas.js';
+import { createWebhookService, type Caller } from './webhook-service.js';
 
-export function webhookRoutes(_deps: ApiDeps): Router {
+const validateCreate = bodyValidator<CreateWebhookBody>(createWebhookSchema);
+const validateUpdate = bodyValidator<UpdateWebhookBody>(updateWebhookSchema);
+const validateRotate = bodyValidator<RotateSecretBody>(rotateSecretSchema);
+const validateListQuery = queryValidator<ListWebhooksQuery>(listWebhooksQuerySchema);
+const validateTenantQuery = queryValidator<TenantQuery>(tenantQuerySchema);
+
+const callerOf = (ctx: Context): Caller => ({ principal: principalOf(ctx), requestId: requestIdOf(ctx) });
+const webhookId = (ctx: Context): string => uuidParam(ctx.params.id, 'Webhook');
+/** A copy: the query validator fills in defaults, and Koa's query object is shared. */
+const queryOf = (ctx: Context): Record<string, unknown> => ({ ...ctx.query });
+
+export function webhookRoutes(deps: ApiDeps): Router {
+  const service = createWebhookService(deps);
   const router = new Router();
+
+  router.post('/webhooks', async (ctx) => {
+    ctx.status = 201;
+    ctx.body = await service.create(callerOf(ctx), validateCreate(ctx.request.body));
+  });
+
+  router.get('/webhooks', async (ctx) => {
+    ctx.body = await service.list(callerOf(ctx), validateListQuery(queryOf(ctx)));
+  });
+
+  router.get('/webhooks/:id', async (ctx) => {
+    const id = webhookId(ctx);
+    ctx.body = await service.get(callerOf(ctx), id, validateTenantQuery(queryOf(ctx)).tenant_id);
+  });
+
+  router.get('/webhooks/:id/secret', async (ctx) => {
+    const id = webhookId(ctx);
+    ctx.body = await service.getSecret(callerOf(ctx), id, validateTenantQuery(queryOf(ctx)).tenant_id);
+  });
+
+  router.patch('/webhooks/:id', async (ctx) => {
+    const id = webhookId(ctx);
+    ctx.body = await service.update(callerOf(ctx), id, validateUpdate(ctx.request.body));
+  });
+
+  router.delete('/webhooks/:id', async (ctx) => {
+    const id = webhookId(ctx);
+    await service.remove(callerOf(ctx), id, validateTenantQuery(queryOf(ctx)).tenant_id);
+    ctx.status = 204;
+  });
+
+  router.post('/webhooks/:id/rotate-secret', async (ctx) => {
+    const id = webhookId(ctx);
+    ctx.body = await service.rotateSecret(callerOf(ctx), id, validateRotate(ctx.request.body ?? {}));
+  });
+
   return router;
 }

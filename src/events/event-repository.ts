@@ -1,0 +1,185 @@
+/**
+ * The only place with queries on `events`, `idempotency_keys`, and the read side of
+ * `deliveries` and `delivery_attempts`. Every function takes the database or a transaction;
+ * `tenantId` undefined means "any tenant" (an admin).
+ */
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Database } from '../db/database.js';
+import type { DeliveryAttemptTable, DeliveryTable } from '../delivery/delivery.table.js';
+import type { EventTable } from './event.table.js';
+
+export type EventRow = Selectable<EventTable>;
+export type EventSummaryRow = Omit<EventRow, 'payload'>;
+export type DeliveryRow = Selectable<DeliveryTable>;
+export type AttemptRow = Omit<Selectable<DeliveryAttemptTable>, 'id' | 'response_headers' | 'delivery_id'>;
+
+export interface NewEvent {
+  id: string;
+  tenantId: string;
+  type: string;
+  payload: Record<string, unknown>;
+  idempotencyKey: string | null;
+  /** `event_types` entries that match `type` (see event-type-match.ts). */
+  filters: string[];
+}
+
+export interface CreatedDelivery {
+  id: string;
+  event_id: string;
+  webhook_id: string;
+}
+
+/** One multi-row insert, whatever the number of events. */
+export async function insertEvents(db: Kysely<Database>, events: readonly NewEvent[]): Promise<void> {
+  const rows = events.map((e) => ({
+    id: e.id,
+    tenant_id: e.tenantId,
+    type: e.type,
+    payload: e.payload,
+    idempotency_key: e.idempotencyKey,
+  }));
+  await sql`
+    insert into events (id, tenant_id, type, payload, idempotency_key)
+    select e.id, e.tenant_id, e.type, e.payload, e.idempotency_key
+    from json_to_recordset(${JSON.stringify(rows)}::json)
+      as e(id uuid, tenant_id text, type text, payload jsonb, idempotency_key text)
+  `.execute(db);
+}
+
+/**
+ * One `pending` delivery per event and enabled webhook of its tenant whose `event_types`
+ * overlaps the event's matching filters; one insert for all the events.
+ */
+export async function insertMatchingDeliveries(
+  db: Kysely<Database>,
+  events: readonly NewEvent[],
+): Promise<CreatedDelivery[]> {
+  const rows = events.map((e) => ({ id: e.id, tenant_id: e.tenantId, filters: e.filters }));
+  const result = await sql<CreatedDelivery>`
+    insert into deliveries (id, event_id, webhook_id, tenant_id)
+    select gen_random_uuid(), e.id, w.id, e.tenant_id
+    from json_to_recordset(${JSON.stringify(rows)}::json) as e(id uuid, tenant_id text, filters text[])
+    join webhooks w on w.tenant_id = e.tenant_id and w.enabled and w.event_types && e.filters
+    order by e.id, w.created_at, w.id
+    returning id, event_id, webhook_id
+  `.execute(db);
+  return result.rows;
+}
+
+/**
+ * Takes the key for this request, or learns that another request holds it. Inserting the
+ * primary key makes a concurrent request with the same key wait until this transaction ends.
+ * A row older than 24 h is taken over as if it were not there.
+ */
+export async function claimIdempotencyKey(
+  db: Kysely<Database>,
+  tenantId: string,
+  key: string,
+  eventId: string,
+): Promise<boolean> {
+  const result = await sql`
+    insert into idempotency_keys (tenant_id, key, event_id, response)
+    values (${tenantId}, ${key}, ${eventId}, '{}')
+    on conflict (tenant_id, key) do update
+      set event_id = excluded.event_id, response = excluded.response, created_at = now()
+      where idempotency_keys.created_at < now() - interval '24 hours'
+    returning event_id
+  `.execute(db);
+  return result.rows.length === 1;
+}
+
+export async function saveIdempotentResponse(
+  db: Kysely<Database>,
+  tenantId: string,
+  key: string,
+  response: Record<string, unknown>,
+): Promise<void> {
+  await sql`
+    update idempotency_keys set response = ${JSON.stringify(response)}::jsonb
+    where tenant_id = ${tenantId} and key = ${key}
+  `.execute(db);
+}
+
+/** The first answer given for the key, if it is younger than 24 h. */
+export async function findIdempotentResponse(
+  db: Kysely<Database>,
+  tenantId: string,
+  key: string,
+): Promise<Record<string, unknown> | undefined> {
+  const result = await sql<{ response: Record<string, unknown> }>`
+    select response from idempotency_keys
+    where tenant_id = ${tenantId} and key = ${key} and created_at >= now() - interval '24 hours'
+  `.execute(db);
+  return result.rows[0]?.response;
+}
+
+export async function findEvent(
+  db: Kysely<Database>,
+  id: string,
+  tenantId: string | undefined,
+): Promise<EventRow | undefined> {
+  let query = db.selectFrom('events').selectAll().where('id', '=', id);
+  if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId);
+  return query.executeTakeFirst();
+}
+
+export interface EventFilter {
+  tenantId: string | undefined;
+  type: string | undefined;
+  since: string | undefined;
+  limit: number;
+  offset: number;
+}
+
+/** Newest first, without payloads. */
+export async function listEvents(
+  db: Kysely<Database>,
+  filter: EventFilter,
+): Promise<{ rows: EventSummaryRow[]; total: number }> {
+  let base = db.selectFrom('events');
+  if (filter.tenantId !== undefined) base = base.where('tenant_id', '=', filter.tenantId);
+  if (filter.type !== undefined) base = base.where('type', '=', filter.type);
+  if (filter.since !== undefined) base = base.where('created_at', '>=', new Date(filter.since));
+  const [rows, count] = await Promise.all([
+    base
+      .select(['id', 'tenant_id', 'type', 'idempotency_key', 'created_at'])
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(filter.limit)
+      .offset(filter.offset)
+      .execute(),
+    base.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow(),
+  ]);
+  return { rows, total: count.total };
+}
+
+export async function deliveriesOfEvent(db: Kysely<Database>, eventId: string): Promise<DeliveryRow[]> {
+  return db
+    .selectFrom('deliveries')
+    .selectAll()
+    .where('event_id', '=', eventId)
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
+}
+
+export async function findDelivery(
+  db: Kysely<Database>,
+  id: string,
+  tenantId: string | undefined,
+): Promise<DeliveryRow | undefined> {
+  let query = db.selectFrom('deliveries').selectAll().where('id', '=', id);
+  if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId);
+  return query.executeTakeFirst();
+}
+
+/** Every attempt of the delivery, in time order. */
+export async function attemptsOfDelivery(db: Kysely<Database>, deliveryId: string): Promise<AttemptRow[]> {
+  return db
+    .selectFrom('delivery_attempts')
+    .select(['attempt_number', 'attempted_at', 'status_code', 'error', 'duration_ms', 'response_body'])
+    .where('delivery_id', '=', deliveryId)
+    .orderBy('attempted_at')
+    .orderBy('id')
+    .execute();
+}

@@ -1,0 +1,23 @@
+/**
+ * Which `event_types` entries receive an event type. An entry matches when it is the type
+ * itself, `*`, or `<prefix>.*` where the type starts with `<prefix>.` and goes on after it
+ * (`invoice.*` matches `invoice.paid` and `invoice.paid.late`, not `invoice` itself).
+ *
+ * Matching is done in SQL as an array overlap: `webhooks.event_types && filtersMatching(type)`,
+ * so the list below is every entry that matches, at most one per dot in the type plus two.
+ */
+export function filtersMatching(type: string): string[] {
+  const filters = [type, '*'];
+  for (let i = type.indexOf('.'); i !== -1 && i < type.length - 1; i = type.indexOf('.', i + 1)) {
+    filters.push(`${type.slice(0, i)}.*`);
+  }
+  return filters;
+}
+
+/** The same rule for one entry, for code and tests that hold a single filter. */
+export function filterMatches(filter: string, type: string): boolean {
+  if (filter === '*' || filter === type) return true;
+  if (!filter.endsWith('.*')) return false;
+  const prefix = filter.slice(0, -1);
+  return type.length > prefix.length && type.startsWith(prefix);
+}

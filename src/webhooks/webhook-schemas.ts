@@ -1,0 +1,189 @@
+/**
+ * Request and answer shapes of the webhooks API, as JSON schemas. The request schemas are what
+ * ajv checks (compiled once, in webhook-routes.ts); all of them feed docs/openapi.json.
+ */
+import { paginationProperties } from '../api/validation.js';
+
+/** An event type: what POST /events accepts as `type`. */
+export const EVENT_TYPE_PATTERN = '^[A-Za-z0-9_.:-]{1,128}$';
+/** An `event_types` entry: an exact type, `<prefix>.*`, or `*`. */
+export const EVENT_TYPE_FILTER_PATTERN = '^(?:\\*|[A-Za-z0-9_.:-]{1,128}|[A-Za-z0-9_.:-]{1,126}\\.\\*)$';
+export const TENANT_ID_PATTERN = '^[A-Za-z0-9_.:-]{1,128}$';
+export const MAX_URL_LENGTH = 2048;
+export const MAX_EVENT_TYPES = 100;
+
+const tenantId = { type: 'string', pattern: TENANT_ID_PATTERN } as const;
+const url = {
+  type: 'string',
+  minLength: 1,
+  maxLength: MAX_URL_LENGTH,
+  // No spaces or control characters: the URL parser would silently drop some of them.
+  pattern: '^[^\\s\\u0000-\\u001f\\u007f]+$',
+  description: 'http or https, no credentials, no literal address in a blocked range (SSRF_ALLOWLIST aside).',
+} as const;
+const eventTypes = {
+  type: 'array',
+  minItems: 1,
+  maxItems: MAX_EVENT_TYPES,
+  uniqueItems: true,
+  items: { type: 'string', pattern: EVENT_TYPE_FILTER_PATTERN },
+  description: 'Exact event types, `<prefix>.*` (any type that starts with `<prefix>.`), or `*` (all).',
+} as const;
+const secret = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 1024,
+  pattern: '^(?!whsec_)[^\\u0000-\\u001f\\u007f]+$|^whsec_[A-Za-z0-9+/]+={0,2}$',
+  description:
+    'Kept as given. A `whsec_` secret must be followed by base64 (its decoded bytes are the HMAC key); any other string is used as UTF-8 bytes.',
+} as const;
+const description = { type: 'string', maxLength: 1024, nullable: true } as const;
+const timeoutMs = {
+  type: 'integer',
+  minimum: 1,
+  maximum: 30000,
+  nullable: true,
+  description: 'Per-attempt timeout in ms; null = DELIVERY_TIMEOUT_MS.',
+} as const;
+
+export interface CreateWebhookBody {
+  url: string;
+  event_types: string[];
+  secret?: string;
+  tenant_id?: string;
+  description?: string | null;
+  timeout_ms?: number | null;
+  enabled?: boolean;
+}
+
+export const createWebhookSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['url', 'event_types'],
+  properties: {
+    url,
+    event_types: eventTypes,
+    secret,
+    tenant_id: tenantId,
+    description,
+    timeout_ms: timeoutMs,
+    enabled: { type: 'boolean' },
+  },
+} as const;
+
+export interface UpdateWebhookBody {
+  url?: string;
+  event_types?: string[];
+  description?: string | null;
+  timeout_ms?: number | null;
+  enabled?: boolean;
+  tenant_id?: string;
+}
+
+export const updateWebhookSchema = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    url,
+    event_types: eventTypes,
+    description,
+    timeout_ms: timeoutMs,
+    enabled: { type: 'boolean', description: 'false pauses deliveries; true resumes them.' },
+    tenant_id: { ...tenantId, description: 'Only checked: a tenant token naming another tenant gets 403.' },
+  },
+} as const;
+
+export interface RotateSecretBody {
+  secret?: string;
+  tenant_id?: string;
+}
+
+export const rotateSecretSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { secret, tenant_id: tenantId },
+} as const;
+
+export interface ListWebhooksQuery {
+  limit: number;
+  offset: number;
+  enabled?: boolean;
+  tenant_id?: string;
+}
+
+export const listWebhooksQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ...paginationProperties,
+    enabled: { type: 'boolean' },
+    tenant_id: tenantId,
+  },
+} as const;
+
+export interface TenantQuery {
+  tenant_id?: string;
+}
+
+/** By-id routes take an optional `tenant_id`, only to apply the 403 rule. */
+export const tenantQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { tenant_id: tenantId },
+} as const;
+
+const timestamp = { type: 'string', format: 'date-time' } as const;
+const nullableTimestamp = { type: 'string', format: 'date-time', nullable: true } as const;
+
+/** A webhook as every answer shows it; `secret` only where noted. */
+export const webhookViewSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'id',
+    'tenant_id',
+    'url',
+    'event_types',
+    'description',
+    'timeout_ms',
+    'enabled',
+    'disabled_reason',
+    'disabled_at',
+    'failing_since',
+    'previous_secret_expires_at',
+    'created_at',
+    'updated_at',
+  ],
+  properties: {
+    id: { type: 'string', format: 'uuid' },
+    tenant_id: { type: 'string' },
+    url: { type: 'string' },
+    event_types: { type: 'array', items: { type: 'string' } },
+    description: { type: 'string', nullable: true },
+    timeout_ms: { type: 'integer', nullable: true },
+    enabled: { type: 'boolean' },
+    disabled_reason: { type: 'string', nullable: true },
+    disabled_at: nullableTimestamp,
+    failing_since: nullableTimestamp,
+    previous_secret_expires_at: {
+      ...nullableTimestamp,
+      description: 'While in the future, the secret before the last rotation also signs.',
+    },
+    created_at: timestamp,
+    updated_at: timestamp,
+    secret: { type: 'string', description: 'Only in the 201 of POST /webhooks and in rotate-secret.' },
+  },
+} as const;
+
+export const webhookWithSecretSchema = {
+  ...webhookViewSchema,
+  required: [...webhookViewSchema.required, 'secret'],
+} as const;
+
+export const webhookSecretSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['secret'],
+  properties: { secret: { type: 'string' } },
+} as const;

@@ -1,0 +1,243 @@
+/**
+ * Subscriptions: create, read, change, delete, rotate the secret. Every change writes its
+ * audit row in the same transaction as the change.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Updateable } from 'kysely';
+import { actingTenant, tenantFilter, type Principal } from '../api/auth.js';
+import { objectScope } from '../api/tenant-scope.js';
+import { listAnswer, type ListAnswer } from '../api/list-answer.js';
+import { actorOf, writeAudit } from '../audit/audit-repository.js';
+import type { Config } from '../config.js';
+import type { Db } from '../db/database.js';
+import { notFound } from '../errors.js';
+import { ensureTenant } from '../tenancy/tenant-repository.js';
+import type {
+  CreateWebhookBody,
+  ListWebhooksQuery,
+  RotateSecretBody,
+  UpdateWebhookBody,
+} from './webhook-schemas.js';
+import {
+  deleteWebhook,
+  findWebhook,
+  insertWebhook,
+  listWebhooks,
+  rotateWebhookSecret,
+  updateWebhook,
+  type WebhookRow,
+} from './webhook-repository.js';
+import type { WebhookTable } from './webhook.table.js';
+import { assertWebhookUrl } from './webhook-url.js';
+
+/** A webhook as the API shows it: never the previous secret, the secret only where asked for. */
+export interface WebhookView {
+  id: string;
+  tenant_id: string;
+  url: string;
+  event_types: string[];
+  description: string | null;
+  timeout_ms: number | null;
+  enabled: boolean;
+  disabled_reason: string | null;
+  disabled_at: string | null;
+  failing_since: string | null;
+  previous_secret_expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+  secret?: string;
+}
+
+/** Who is asking, and through which request (for the audit log). */
+export interface Caller {
+  principal: Principal;
+  requestId: string;
+}
+
+/** `whsec_` + base64 of 32 random bytes, the Standard Webhooks form. */
+export function generateSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64')}`;
+}
+
+const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
+
+export function toWebhookView(row: WebhookRow, options: { withSecret?: boolean } = {}): WebhookView {
+  const expiresAt = row.previous_secret_expires_at;
+  return {
+    id: row.id,
+    tenant_id: row.tenant_id,
+    url: row.url,
+    event_types: row.event_types,
+    description: row.description,
+    timeout_ms: row.timeout_ms,
+    enabled: row.enabled,
+    disabled_reason: row.disabled_reason,
+    disabled_at: iso(row.disabled_at),
+    failing_since: iso(row.failing_since),
+    // Once expired, the previous secret no longer signs: the field says so by being null.
+    previous_secret_expires_at: expiresAt !== null && expiresAt > new Date() ? expiresAt.toISOString() : null,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+    ...(options.withSecret ? { secret: row.secret } : {}),
+  };
+}
+
+/** The webhook's settings an audit row may show (no secret). */
+function auditedFields(row: WebhookRow): Record<string, unknown> {
+  return {
+    url: row.url,
+    event_types: row.event_types,
+    description: row.description,
+    timeout_ms: row.timeout_ms,
+    enabled: row.enabled,
+  };
+}
+
+/** `{field: {from, to}}` for each audited field the update changed. */
+function differences(before: WebhookRow, after: WebhookRow): Record<string, { from: unknown; to: unknown }> {
+  const from = auditedFields(before);
+  const to = auditedFields(after);
+  const changes: Record<string, { from: unknown; to: unknown }> = {};
+  for (const field of Object.keys(to)) {
+    if (JSON.stringify(from[field]) !== JSON.stringify(to[field]))
+      changes[field] = { from: from[field], to: to[field] };
+  }
+  return changes;
+}
+
+export interface WebhookService {
+  create(caller: Caller, body: CreateWebhookBody): Promise<WebhookView>;
+  list(caller: Caller, query: ListWebhooksQuery): Promise<ListAnswer<WebhookView>>;
+  get(caller: Caller, id: string, tenantId?: string): Promise<WebhookView>;
+  getSecret(caller: Caller, id: string, tenantId?: string): Promise<{ secret: string }>;
+  update(caller: Caller, id: string, body: UpdateWebhookBody): Promise<WebhookView>;
+  remove(caller: Caller, id: string, tenantId?: string): Promise<void>;
+  rotateSecret(caller: Caller, id: string, body: RotateSecretBody): Promise<WebhookView>;
+}
+
+export function createWebhookService(deps: {
+  db: Db;
+  config: Pick<Config, 'ssrfAllowlist'>;
+}): WebhookService {
+  const { db, config } = deps;
+
+  const audit = (caller: Caller, row: WebhookRow, action: string, details: Record<string, unknown>) => ({
+    actor: actorOf(caller.principal),
+    action,
+    objectType: 'webhook',
+    objectId: row.id,
+    tenantId: row.tenant_id,
+    requestId: caller.requestId,
+    details,
+  });
+
+  return {
+    async create(caller, body) {
+      const tenantId = actingTenant(caller.principal, body.tenant_id);
+      assertWebhookUrl(body.url, config.ssrfAllowlist);
+      await ensureTenant(db, tenantId);
+      const enabled = body.enabled ?? true;
+      return db.transaction().execute(async (trx) => {
+        const row = await insertWebhook(trx, {
+          id: randomUUID(),
+          tenantId,
+          url: body.url,
+          eventTypes: body.event_types,
+          secret: body.secret ?? generateSecret(),
+          description: body.description ?? null,
+          timeoutMs: body.timeout_ms ?? null,
+          enabled,
+          disabledReason: enabled ? null : `disabled by ${actorOf(caller.principal)}`,
+        });
+        await writeAudit(trx, audit(caller, row, 'webhook.created', auditedFields(row)));
+        return toWebhookView(row, { withSecret: true });
+      });
+    },
+
+    async list(caller, query) {
+      const { rows, total } = await listWebhooks(db, {
+        tenantId: tenantFilter(caller.principal, query.tenant_id),
+        enabled: query.enabled,
+        limit: query.limit,
+        offset: query.offset,
+      });
+      return listAnswer(
+        rows.map((row) => toWebhookView(row)),
+        total,
+        query,
+      );
+    },
+
+    async get(caller, id, tenantId) {
+      const row = await findWebhook(db, id, objectScope(caller.principal, tenantId));
+      if (!row) throw notFound('Webhook');
+      return toWebhookView(row);
+    },
+
+    async getSecret(caller, id, tenantId) {
+      const row = await findWebhook(db, id, objectScope(caller.principal, tenantId));
+      if (!row) throw notFound('Webhook');
+      return { secret: row.secret };
+    },
+
+    async update(caller, id, body) {
+      const scope = objectScope(caller.principal, body.tenant_id);
+      if (body.url !== undefined) assertWebhookUrl(body.url, config.ssrfAllowlist);
+      return db.transaction().execute(async (trx) => {
+        const before = await findWebhook(trx, id, scope, { lock: 'no key update' });
+        if (!before) throw notFound('Webhook');
+        const changes: Updateable<WebhookTable> = {};
+        if (body.url !== undefined) changes.url = body.url;
+        if (body.event_types !== undefined) changes.event_types = body.event_types;
+        if (body.description !== undefined) changes.description = body.description;
+        if (body.timeout_ms !== undefined) changes.timeout_ms = body.timeout_ms;
+        if (body.enabled === false && before.enabled) {
+          changes.enabled = false;
+          changes.disabled_reason = `disabled by ${actorOf(caller.principal)}`;
+          changes.disabled_at = new Date();
+        } else if (body.enabled === true && !before.enabled) {
+          // A fresh start: the failure run that may have disabled it is over.
+          Object.assign(changes, {
+            enabled: true,
+            disabled_reason: null,
+            disabled_at: null,
+            failing_since: null,
+          });
+        }
+        const after = await updateWebhook(trx, id, changes);
+        await writeAudit(
+          trx,
+          audit(caller, after, 'webhook.updated', { changes: differences(before, after) }),
+        );
+        return toWebhookView(after);
+      });
+    },
+
+    async remove(caller, id, tenantId) {
+      const scope = objectScope(caller.principal, tenantId);
+      await db.transaction().execute(async (trx) => {
+        const row = await findWebhook(trx, id, scope, { lock: 'update' });
+        if (!row) throw notFound('Webhook');
+        await deleteWebhook(trx, id);
+        await writeAudit(trx, audit(caller, row, 'webhook.deleted', auditedFields(row)));
+      });
+    },
+
+    async rotateSecret(caller, id, body) {
+      const scope = objectScope(caller.principal, body.tenant_id);
+      return db.transaction().execute(async (trx) => {
+        const before = await findWebhook(trx, id, scope, { lock: 'no key update' });
+        if (!before) throw notFound('Webhook');
+        const after = await rotateWebhookSecret(trx, id, body.secret ?? generateSecret());
+        await writeAudit(
+          trx,
+          audit(caller, after, 'webhook.secret_rotated', {
+            generated: body.secret === undefined,
+            previous_secret_expires_at: after.previous_secret_expires_at?.toISOString() ?? null,
+          }),
+        );
+        return toWebhookView(after, { withSecret: true });
+      });
+    },
+  };
+}
