@@ -1,0 +1,242 @@
+/**
+ * Pieces of `npm run bench`: a fast counting receiver, an HTTP client with a big keep-alive
+ * pool, an open-loop load generator, percentiles, and peak RSS of a process.
+ */
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+export const fmt = (n: number, digits = 0): string =>
+  Number.isFinite(n)
+    ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : 'n/a';
+
+export interface Receiver {
+  url: string;
+  /** Distinct webhook-ids received (a retry of the same id counts once). */
+  distinct(): number;
+  /** All requests, retries included. */
+  requests(): number;
+  /** ms from the payload's `sent_at` (the generator's scheduled send time) to arrival, per first arrival. */
+  takeLatencies(): number[];
+  firstAt(): number | undefined;
+  lastAt(): number | undefined;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+/** Answers 200 at once; remembers each webhook-id and how long after `data.sent_at` it came. */
+export async function startReceiver(): Promise<Receiver> {
+  let seen = new Set<string>();
+  let latencies: number[] = [];
+  let requests = 0;
+  let first: number | undefined;
+  let last: number | undefined;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const now = Date.now();
+      requests++;
+      first ??= now;
+      last = now;
+      const id = String(req.headers['webhook-id'] ?? '');
+      if (!seen.has(id)) {
+        seen.add(id);
+        try {
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data?: { sent_at?: number } };
+          if (typeof body.data?.sent_at === 'number') latencies.push(now - body.data.sent_at);
+        } catch {
+          // not ours
+        }
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok');
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    distinct: () => seen.size,
+    requests: () => requests,
+    takeLatencies: () => {
+      const out = latencies;
+      latencies = [];
+      return out;
+    },
+    firstAt: () => first,
+    lastAt: () => last,
+    reset() {
+      seen = new Set();
+      latencies = [];
+      requests = 0;
+      first = undefined;
+      last = undefined;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export interface Client {
+  post(
+    path: string,
+    body: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: string }>;
+  get(path: string): Promise<{ status: number; body: string }>;
+  close(): void;
+}
+
+export function createClient(baseUrl: string, token: string, maxSockets = 256): Client {
+  const agent = new http.Agent({ keepAlive: true, maxSockets });
+  const url = new URL(baseUrl);
+  const request = (method: string, path: string, payload?: string, headers: Record<string, string> = {}) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(
+        {
+          agent,
+          host: url.hostname,
+          port: url.port,
+          method,
+          path,
+          headers: {
+            authorization: `Bearer ${token}`,
+            ...(payload !== undefined
+              ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+              : {}),
+            ...headers,
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+  return {
+    post: (path, body, headers) => request('POST', path, JSON.stringify(body), headers),
+    get: (path) => request('GET', path),
+    close: () => agent.destroy(),
+  };
+}
+
+export interface LoadResult {
+  sent: number;
+  /** By HTTP status (0 = transport error). */
+  byStatus: Map<number, number>;
+  /** ms from scheduled send time to response, for accepted (202) requests, sorted. */
+  latencies: number[];
+  seconds: number;
+}
+
+/**
+ * Open loop: request i is due at start + i / rate whatever happened to earlier ones; its
+ * latency counts from that due time, so a generator or service that falls behind shows up as
+ * latency instead of quietly sending less.
+ */
+export async function openLoop(
+  rate: number,
+  seconds: number,
+  send: (i: number, dueAt: number) => Promise<number>,
+): Promise<LoadResult> {
+  const total = Math.round(rate * seconds);
+  const byStatus = new Map<number, number>();
+  const latencies: number[] = [];
+  const start = Date.now() + 50;
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const dueAt = start + (i * 1000) / rate;
+    const wait = dueAt - Date.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    inFlight.push(
+      send(i, dueAt).then(
+        (status) => {
+          byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
+          if (status === 202) latencies.push(Date.now() - dueAt);
+        },
+        () => {
+          byStatus.set(0, (byStatus.get(0) ?? 0) + 1);
+        },
+      ),
+    );
+  }
+  await Promise.all(inFlight);
+  return {
+    sent: total,
+    byStatus,
+    latencies: latencies.sort((a, b) => a - b),
+    seconds: (Date.now() - start) / 1000,
+  };
+}
+
+/** Closed loop: `concurrency` senders back to back for `seconds`, or until `done()` says so. */
+export async function closedLoop(
+  concurrency: number,
+  seconds: number,
+  send: (i: number, sentAt: number) => Promise<number>,
+  done: () => boolean = () => false,
+): Promise<LoadResult> {
+  const byStatus = new Map<number, number>();
+  const latencies: number[] = [];
+  const start = Date.now();
+  const end = start + seconds * 1000;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < end && !done()) {
+        const i = next++;
+        const sentAt = Date.now();
+        const status = await send(i, sentAt).catch(() => 0);
+        byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
+        if (status === 202) latencies.push(Date.now() - sentAt);
+      }
+    }),
+  );
+  return {
+    sent: next,
+    byStatus,
+    latencies: latencies.sort((a, b) => a - b),
+    seconds: (Date.now() - start) / 1000,
+  };
+}
+
+/** Peak resident set size (VmHWM) of a process, in MB; Linux only. */
+export async function peakRssMb(pid: number): Promise<number> {
+  try {
+    const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
+    const match = /VmHWM:\s+(\d+) kB/.exec(status);
+    return match ? Number(match[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+export async function waitUntil(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return check();
+}

@@ -1,0 +1,350 @@
+/**
+ * `npm run bench`: the service's throughput and latency on this machine, each figure next to
+ * the database's own ceiling for the same writes, measured in the same run.
+ *
+ * It starts its own embedded PostgreSQL, the built service (`node dist/main.js`) as a child
+ * process, and a fast receiver; load comes from an open-loop generator (requests sent on a
+ * fixed schedule; latency counted from the scheduled time). A phase is void unless every event
+ * it sent is accounted for: delivered, refused (4xx/5xx), or still pending at the cut-off.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { signToken } from '../src/api/auth.js';
+import { createDatabase } from '../src/db/database.js';
+import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
+import { migrate } from '../src/db/migrate.js';
+import {
+  closedLoop,
+  createClient,
+  fmt,
+  openLoop,
+  peakRssMb,
+  percentile,
+  startReceiver,
+  waitUntil,
+} from './lib.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const JWT_SECRET = 'bench-secret-0123456789abcdef';
+const quick = process.argv.includes('--quick');
+const SECONDS = quick ? 3 : 10;
+const BACKLOG = quick ? 10_000 : 100_000;
+
+interface Proc {
+  child: ChildProcess;
+  port: number;
+  peakRss(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+async function startServiceProcess(env: Record<string, string>): Promise<Proc> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/main.js')], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_ENV: 'production', JWT_SECRET, LOG_LEVEL: 'warn', PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /"port":(\d+)/.exec(out);
+      if (match?.[1] && out.includes('"listening"')) resolve(Number(match[1]));
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`service exited (${code}):\n${out}`)));
+  });
+  let maxRss = 0;
+  return {
+    child,
+    port,
+    async peakRss() {
+      maxRss = Math.max(maxRss, await peakRssMb(child.pid!));
+      return maxRss;
+    },
+    async stop() {
+      maxRss = Math.max(maxRss, await peakRssMb(child.pid!));
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** The database's own rate for the service's write shape: event + delivery rows and one add_jobs per batch. */
+async function databaseCeiling(
+  url: string,
+  seconds: number,
+  batch: number,
+  clients: number,
+): Promise<number> {
+  const pool = new pg.Pool({ connectionString: url, max: clients });
+  const tenant = 'ceiling';
+  await pool.query(`insert into tenants (id) values ($1) on conflict do nothing`, [tenant]);
+  const webhook = randomUUID();
+  await pool.query(
+    `insert into webhooks (id, tenant_id, url, event_types, secret) values ($1, $2, 'http://127.0.0.1:9/', '{*}', 'x')`,
+    [webhook, tenant],
+  );
+  const end = Date.now() + seconds * 1000;
+  let events = 0;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      const client = await pool.connect();
+      try {
+        while (Date.now() < end) {
+          const ids = Array.from({ length: batch }, () => randomUUID());
+          const deliveries = Array.from({ length: batch }, () => randomUUID());
+          await client.query('begin');
+          await client.query(
+            `insert into events (id, tenant_id, type, payload)
+             select unnest($1::uuid[]), $2, 'bench.ceiling', '{"n":1}'::jsonb`,
+            [ids, tenant],
+          );
+          await client.query(
+            `insert into deliveries (id, event_id, webhook_id, tenant_id)
+             select d, e, $3, $4 from unnest($1::uuid[], $2::uuid[]) as t(d, e)`,
+            [deliveries, ids, webhook, tenant],
+          );
+          await client.query(
+            `select 1 from graphile_worker.add_jobs(array(
+               select row('bench_ceiling', json_build_object('delivery_id', d, 'attempt', 1), null, null, 25,
+                          'delivery:' || d, 0, null)::graphile_worker.job_spec
+                 from unnest($1::uuid[]) as d))`,
+            [deliveries],
+          );
+          await client.query('commit');
+          events += batch;
+        }
+      } finally {
+        client.release();
+      }
+    }),
+  );
+  await pool.query(
+    `delete from graphile_worker._private_jobs where task_id = (select id from graphile_worker._private_tasks where identifier = 'bench_ceiling')`,
+  );
+  await pool.query(`delete from events where tenant_id = $1`, [tenant]);
+  await pool.end();
+  return events / seconds;
+}
+
+function line(label: string, value: string): void {
+  process.stdout.write(`${label.padEnd(58)} ${value}\n`);
+}
+
+async function pendingDeliveries(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const { rows } = await client.query<{ n: number }>(
+    `select count(*)::int as n from deliveries where status in ('pending', 'failed')`,
+  );
+  await client.end();
+  return rows[0]?.n ?? 0;
+}
+
+function accountFor(
+  label: string,
+  accepted: number,
+  refused: number,
+  errors: number,
+  sent: number,
+  delivered: number,
+  pending: number,
+): boolean {
+  const ok = accepted + refused + errors === sent && delivered + pending >= accepted && errors === 0;
+  line(
+    `  accounting (${label})`,
+    `${ok ? 'ok' : 'VOID'}: sent ${sent} = accepted ${accepted} + refused ${refused} + errors ${errors}; delivered ${delivered}, pending ${pending}`,
+  );
+  return ok;
+}
+
+async function main(): Promise<void> {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hookrelay-bench-'));
+  const server = await startEmbeddedPostgres({ dataDir, databaseName: 'bench' });
+  const url = server.connectionString;
+  const receiver = await startReceiver();
+  const procs: Proc[] = [];
+  let valid = true;
+  try {
+    const handle = createDatabase(url, { max: 4 });
+    await migrate(handle.pool);
+    await handle.close();
+
+    process.stdout.write(
+      `hookrelay bench — ${os.cpus().length} cores, ${fmt(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}${quick ? ' (quick)' : ''}\n`,
+    );
+    const ceiling10 = await databaseCeiling(url, quick ? 2 : 5, 10, 8);
+    const ceiling100 = await databaseCeiling(url, quick ? 2 : 5, 100, 8);
+    const ceiling = Math.max(ceiling10, ceiling100);
+    line('database ceiling, same writes, 10 events/commit (events/s)', fmt(ceiling10));
+    line('database ceiling, same writes, 100 events/commit (events/s)', fmt(ceiling100));
+
+    const proc = await startServiceProcess({
+      DATABASE_URL: url,
+      NUM_WORKERS: '50',
+      SSRF_ALLOWLIST: '127.0.0.1/32',
+    });
+    procs.push(proc);
+    const base = `http://127.0.0.1:${proc.port}`;
+    const client = createClient(base, await signToken(JWT_SECRET, { tenantId: 'bench' }));
+    const setQuota = async (tenant: string) => {
+      const res = await fetch(`${base}/quotas/${tenant}`, {
+        method: 'PUT',
+        headers: {
+          authorization: `Bearer ${await signToken(JWT_SECRET, { tenantId: 'ops', role: 'admin' })}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({
+          max_events_per_sec: 1_000_000,
+          max_concurrent_deliveries: 1_000_000,
+          max_dlq_size: 1_000_000,
+        }),
+      });
+      if (res.status !== 200) throw new Error(`quota update failed: ${res.status} ${await res.text()}`);
+    };
+    await setQuota('bench');
+    const created = await client.post('/webhooks', { url: receiver.url, event_types: ['bench.*'] });
+    if (created.status !== 201) throw new Error(`webhook create failed: ${created.status} ${created.body}`);
+
+    const emit = (i: number, sentAt: number) =>
+      client.post('/events', { type: 'bench.event', payload: { i, sent_at: sentAt } }).then((r) => r.status);
+
+    // 1. Ingest at saturation (closed loop), then how fast everything it accepted is delivered.
+    receiver.reset();
+    const t0 = Date.now();
+    const sat = await closedLoop(64, SECONDS, emit);
+    const accepted = sat.byStatus.get(202) ?? 0;
+    const ingestRate = accepted / sat.seconds;
+    line(
+      'ingest at saturation, 64 clients (events/s accepted)',
+      `${fmt(ingestRate)}  (${fmt((ingestRate / ceiling) * 100)}% of the ceiling)`,
+    );
+    line(
+      '  POST /events p50 / p99 at saturation (ms)',
+      `${fmt(percentile(sat.latencies, 50), 1)} / ${fmt(percentile(sat.latencies, 99), 1)}`,
+    );
+    await waitUntil(() => receiver.distinct() >= accepted, 120_000);
+    const e2eSeconds = ((receiver.lastAt() ?? Date.now()) - t0) / 1000;
+    line('end-to-end deliveries/s (ingest start to last delivery)', fmt(receiver.distinct() / e2eSeconds));
+    valid &&= accountFor(
+      'saturation',
+      accepted,
+      sat.sent - accepted - (sat.byStatus.get(0) ?? 0),
+      sat.byStatus.get(0) ?? 0,
+      sat.sent,
+      receiver.distinct(),
+      await pendingDeliveries(url),
+    );
+
+    // 2. Event-to-receiver latency at fixed offered rates.
+    for (const rate of [1000, 3000]) {
+      receiver.reset();
+      const run = await openLoop(rate, SECONDS, emit);
+      const ok = run.byStatus.get(202) ?? 0;
+      await waitUntil(() => receiver.distinct() >= ok, 60_000);
+      const lat = receiver.takeLatencies().sort((a, b) => a - b);
+      line(`offered ${rate}/s: accepted/s`, fmt(ok / SECONDS));
+      line(
+        `  POST /events p50 / p99 (ms)`,
+        `${fmt(percentile(run.latencies, 50), 1)} / ${fmt(percentile(run.latencies, 99), 1)}`,
+      );
+      line(
+        `  event-to-receiver p50 / p95 / p99 (ms)`,
+        `${fmt(percentile(lat, 50), 1)} / ${fmt(percentile(lat, 95), 1)} / ${fmt(percentile(lat, 99), 1)}`,
+      );
+      valid &&= accountFor(
+        `${rate}/s`,
+        ok,
+        run.sent - ok - (run.byStatus.get(0) ?? 0),
+        run.byStatus.get(0) ?? 0,
+        run.sent,
+        receiver.distinct(),
+        await pendingDeliveries(url),
+      );
+    }
+
+    // 3. Fan-out: one event to 100 webhooks.
+    const fanClient = createClient(base, await signToken(JWT_SECRET, { tenantId: 'fanout' }));
+    await setQuota('fanout');
+    for (let i = 0; i < 100; i++) {
+      const res = await fanClient.post('/webhooks', { url: receiver.url, event_types: ['fan.*'] });
+      if (res.status !== 201) throw new Error(`webhook create failed: ${res.status} ${res.body}`);
+    }
+    receiver.reset();
+    const fanEvents = quick ? 50 : 200;
+    const fanStart = Date.now();
+    const fanResults = await Promise.all(
+      Array.from({ length: fanEvents }, (_, i) =>
+        fanClient.post('/events', { type: 'fan.out', payload: { i } }),
+      ),
+    );
+    const fanAccepted = fanResults.filter((r) => r.status === 202).length;
+    await waitUntil(() => receiver.distinct() >= fanAccepted * 100, 120_000);
+    line(
+      'fan-out, 1 event to 100 webhooks (deliveries/s)',
+      fmt(receiver.distinct() / (((receiver.lastAt() ?? Date.now()) - fanStart) / 1000)),
+    );
+    line('peak RSS of the service so far (MB)', fmt(await proc.peakRss()));
+    fanClient.close();
+    client.close();
+    await proc.stop();
+
+    // 4. Drain a backlog: fill it with an API-only process, then let one full process drain it.
+    const api = await startServiceProcess({ DATABASE_URL: url, ROLE: 'api' });
+    procs.push(api);
+    const apiClient = createClient(
+      `http://127.0.0.1:${api.port}`,
+      await signToken(JWT_SECRET, { tenantId: 'bench' }),
+    );
+    let filled = 0;
+    const fillStart = Date.now();
+    await closedLoop(
+      64,
+      600,
+      async (i) => {
+        const r = await apiClient.post('/events', { type: 'bench.backlog', payload: { i } });
+        if (r.status === 202) filled++;
+        return r.status;
+      },
+      () => filled >= BACKLOG,
+    );
+    line(
+      `backlog fill, API-only process (events/s accepted)`,
+      fmt(filled / ((Date.now() - fillStart) / 1000)),
+    );
+    apiClient.close();
+    await api.stop();
+    receiver.reset();
+    const drainer = await startServiceProcess({
+      DATABASE_URL: url,
+      NUM_WORKERS: '50',
+      SSRF_ALLOWLIST: '127.0.0.1/32',
+    });
+    procs.push(drainer);
+    await waitUntil(() => receiver.distinct() >= filled, 600_000);
+    const drainSeconds = ((receiver.lastAt() ?? Date.now()) - (receiver.firstAt() ?? Date.now())) / 1000;
+    line(`backlog drain, ${fmt(filled)} deliveries (deliveries/s)`, fmt(receiver.distinct() / drainSeconds));
+    line('peak RSS of the draining service (MB)', fmt(await drainer.peakRss()));
+    await drainer.stop();
+    line(
+      'peak RSS, largest of the service processes (MB)',
+      fmt(Math.max(...(await Promise.all(procs.map((p) => p.peakRss()))))),
+    );
+    line('result', valid ? 'valid: every event accounted for' : 'VOID: some events are not accounted for');
+  } finally {
+    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    await receiver.close();
+    await server.stop();
+    await fs.rm(dataDir, { recursive: true, force: true });
+  }
+  if (!valid) process.exitCode = 1;
+}
+
+await main();
