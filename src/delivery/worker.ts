@@ -1,6 +1,10 @@
 /**
- * The delivery side of a process: a graphile-worker runner whose `deliver` task sends one
- * delivery. `NUM_WORKERS` is its concurrency.
+ * The delivery side of a process: a graphile-worker runner whose `deliver` task makes one
+ * attempt of one delivery (see deliver-webhook). `NUM_WORKERS` is its concurrency.
+ *
+ * graphile-worker wakes on LISTEN/NOTIFY when jobs are added and polls every `POLL_INTERVAL_MS`
+ * for jobs that became due. A retry due sooner than a few polls away gets a wake-up NOTIFY at
+ * its time, so short delays are kept to within milliseconds rather than a poll interval.
  */
 import { Logger as WorkerLogger, run, type Runner, type Task } from 'graphile-worker';
 import type pg from 'pg';
@@ -8,7 +12,9 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { deliverWebhook, type DeliveryEngineDeps } from './deliver-webhook.js';
 import { DELIVER_TASK } from './enqueue.js';
+import { createHttpClient } from './http-client.js';
 
 export interface WorkerDeps {
   config: Readonly<Config>;
@@ -23,22 +29,96 @@ export interface DeliveryWorker {
   stop(): Promise<void>;
 }
 
+const POLL_INTERVAL_MS = 1000;
+/** Retries due within this long get a wake-up at their time instead of waiting for a poll. */
+const WAKE_HORIZON_MS = 10_000;
+/** Wake-ups are coalesced to this granularity: at most one NOTIFY per slot per process. */
+const WAKE_SLOT_MS = 50;
+
 export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWorker> {
-  const deliver: Task = async () => {
-    // Filled in by the delivery engine.
-  };
-  const runner: Runner = await run({
-    pgPool: deps.pool,
-    concurrency: Math.max(1, deps.config.numWorkers),
-    noHandleSignals: true,
-    pollInterval: 2000,
-    parsedCronItems: [],
-    logger: graphileLogger(deps.logger),
-    taskList: { [DELIVER_TASK]: deliver },
+  const concurrency = Math.max(1, deps.config.numWorkers);
+  const httpClient = createHttpClient({
+    allowlist: deps.config.ssrfAllowlist,
+    onBlocked: (stage) => deps.metrics.ssrfBlocks.inc({ stage }),
   });
+  const wakeUps = createWakeUps(deps);
+  const engine: DeliveryEngineDeps = {
+    config: deps.config,
+    db: deps.db,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    httpClient,
+    onRetryScheduled: wakeUps.schedule,
+  };
+  const deliver: Task = async (payload, helpers) => {
+    // helpers.abortSignal fires when a graceful stop has waited `gracefulShutdownAbortTimeout`:
+    // a request still running then is cut short and its job handed back.
+    await deliverWebhook(engine, payload, { signal: helpers.abortSignal });
+  };
+
+  let runner: Runner;
+  try {
+    runner = await run({
+      pgPool: deps.pool,
+      concurrency,
+      noHandleSignals: true,
+      pollInterval: POLL_INTERVAL_MS,
+      parsedCronItems: [],
+      logger: graphileLogger(deps.logger),
+      taskList: { [DELIVER_TASK]: deliver },
+      gracefulShutdownAbortTimeout: deps.config.shutdownTimeoutMs,
+      preset: {
+        worker: {
+          // One query locks a batch of due jobs for the whole pool instead of one per worker.
+          localQueue: { size: concurrency },
+          // Completions are batched into one statement; a job run again is harmless (our claim).
+          completeJobBatchDelay: 0,
+          failJobBatchDelay: 0,
+        },
+      },
+    });
+  } catch (err) {
+    wakeUps.stop();
+    httpClient.close();
+    throw err;
+  }
+
   return {
     async stop() {
-      await runner.stop();
+      wakeUps.stop();
+      try {
+        await runner.stop();
+      } finally {
+        httpClient.close();
+      }
+    },
+  };
+}
+
+/** NOTIFY `jobs:insert` at a retry's due time, which wakes every worker process's fetch. */
+function createWakeUps(deps: WorkerDeps): { schedule(runAt: Date): void; stop(): void } {
+  const timers = new Map<number, NodeJS.Timeout>();
+  let stopped = false;
+  return {
+    schedule(runAt) {
+      const delay = runAt.getTime() - Date.now();
+      if (stopped || delay > WAKE_HORIZON_MS) return;
+      const slot = Math.ceil(runAt.getTime() / WAKE_SLOT_MS) * WAKE_SLOT_MS;
+      if (timers.has(slot)) return;
+      const timer = setTimeout(
+        () => {
+          timers.delete(slot);
+          deps.pool.query(`select pg_notify('jobs:insert', '{"count":1}')`).catch(() => undefined);
+        },
+        Math.max(0, slot - Date.now()),
+      );
+      timer.unref();
+      timers.set(slot, timer);
+    },
+    stop() {
+      stopped = true;
+      for (const timer of timers.values()) clearTimeout(timer);
+      timers.clear();
     },
   };
 }

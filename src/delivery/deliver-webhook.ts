@@ -1,0 +1,237 @@
+/**
+ * One attempt of one delivery — the body of the graphile-worker `deliver` task.
+ *
+ *   claim the attempt (our row, see delivery-repository) → webhook disabled? pause, no request
+ *   → sign and POST → decide (success, retry, dead, 410 pause) → ONE transaction: attempt row,
+ *   delivery state, webhook health, and the next attempt's job or the DLQ row → metrics, log.
+ *
+ * All retries are ours: the task returns normally whatever the receiver did. It throws only for
+ * our own faults (database errors) and when a graceful stop interrupts a request — then
+ * graphile-worker hands the job back and the re-run reclaims the same attempt.
+ *
+ * Room left for what comes later:
+ * - per-tenant concurrency caps wrap `send` (between claim and request; see `sendAttempt`);
+ * - a per-webhook FIFO mode enqueues with graphile-worker's `queue_name` = the webhook id, so
+ *   one delivery per webhook runs at a time, in order; the task itself does not change;
+ * - payload filters on subscriptions act at ingestion (which deliveries exist), not here.
+ */
+import type { Kysely } from 'kysely';
+import type { Config } from '../config.js';
+import type { Database } from '../db/database.js';
+import { insertDeadLetter } from '../dlq/dlq-repository.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { buildDeliveryRequest } from './delivery-request.js';
+import {
+  claimAttempt,
+  disableGoneWebhook,
+  finishAttempt,
+  markWebhookHealth,
+  pauseClaimedDelivery,
+  type AttemptRecord,
+  type ClaimedDelivery,
+  type FinalState,
+} from './delivery-repository.js';
+import { enqueueDeliveries, type DeliverJobPayload } from './enqueue.js';
+import type { AttemptResult, HttpClient } from './http-client.js';
+import { decideAfterFailure } from './retry-policy.js';
+
+export interface DeliveryEngineDeps {
+  config: Pick<Readonly<Config>, 'retryScheduleSeconds' | 'deliveryTimeoutMs'>;
+  db: Kysely<Database>;
+  logger: Logger;
+  metrics: Metrics;
+  httpClient: HttpClient;
+  /** Told when a retry is due soon, so the worker can wake up for it before its next poll. */
+  onRetryScheduled?: (runAt: Date) => void;
+}
+
+/** What a run of the task did; for logs and tests. */
+export type DeliveryOutcome =
+  | 'succeeded'
+  | 'retry_scheduled'
+  | 'dead'
+  /** 410 Gone: webhook disabled, delivery paused. */
+  | 'gone'
+  /** The webhook is disabled: paused without a request. */
+  | 'paused'
+  /** The job's attempt is not (or no longer) ours to make: nothing done. */
+  | 'stale'
+  /** The attempt was made but another run of the same job owns it now: nothing written. */
+  | 'superseded'
+  | 'invalid_payload';
+
+/** Thrown when a graceful stop cuts a request short: graphile-worker hands the job back. */
+export class AttemptInterruptedError extends Error {
+  constructor(deliveryId: string, attempt: number) {
+    super(`delivery ${deliveryId} attempt ${attempt} interrupted by shutdown; handed back`);
+    this.name = 'AttemptInterruptedError';
+  }
+}
+
+class ClaimLostError extends Error {}
+
+export function parseDeliverPayload(raw: unknown): DeliverJobPayload | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const { delivery_id, attempt, traceparent } = raw as Record<string, unknown>;
+  if (typeof delivery_id !== 'string' || !/^[0-9a-f-]{36}$/i.test(delivery_id)) return undefined;
+  if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1) return undefined;
+  if (traceparent !== undefined && typeof traceparent !== 'string') return undefined;
+  return { delivery_id, attempt, ...(traceparent !== undefined ? { traceparent } : {}) };
+}
+
+export async function deliverWebhook(
+  deps: DeliveryEngineDeps,
+  rawPayload: unknown,
+  options: { signal?: AbortSignal } = {},
+): Promise<DeliveryOutcome> {
+  const job = parseDeliverPayload(rawPayload);
+  if (!job) {
+    deps.logger.error('deliver job with an invalid payload ignored', { payload_type: typeof rawPayload });
+    return 'invalid_payload';
+  }
+
+  const claim = await claimAttempt(deps.db, job.delivery_id, job.attempt);
+  if (!claim) {
+    deps.logger.debug('stale deliver job ignored', { delivery_id: job.delivery_id, attempt: job.attempt });
+    return 'stale';
+  }
+  if (!claim.webhook_enabled) {
+    await pauseClaimedDelivery(deps.db, claim);
+    deps.logger.info('delivery paused: webhook disabled', logFields(claim, job.attempt));
+    return 'paused';
+  }
+
+  const result = await sendAttempt(deps, claim, options.signal);
+  if (result.interrupted) throw new AttemptInterruptedError(claim.id, job.attempt);
+
+  const now = new Date();
+  const { state, outcome } = decide(deps, job.attempt, result, now);
+  const attempt: AttemptRecord = {
+    attemptNumber: job.attempt,
+    statusCode: result.statusCode,
+    error: result.error,
+    durationMs: result.durationMs,
+    responseBody: result.responseBody,
+    responseHeaders: result.responseHeaders,
+  };
+
+  try {
+    await deps.db.transaction().execute(async (trx) => {
+      if (!(await finishAttempt(trx, claim, attempt, state))) throw new ClaimLostError();
+      if (outcome === 'gone') await disableGoneWebhook(trx, claim.webhook_id, claim.tenant_id, claim.id);
+      else await markWebhookHealth(trx, claim.webhook_id, outcome === 'succeeded');
+      if (state.status === 'failed') {
+        await enqueueDeliveries(trx, [
+          {
+            deliveryId: claim.id,
+            attempt: job.attempt + 1,
+            runAt: state.nextAttemptAt,
+            ...(job.traceparent ? { traceparent: job.traceparent } : {}),
+          },
+        ]);
+      } else if (state.status === 'dead') {
+        await insertDeadLetter(trx, {
+          deliveryId: claim.id,
+          tenantId: claim.tenant_id,
+          webhookId: claim.webhook_id,
+          eventId: claim.event_id,
+          lastError: result.error ?? 'unknown error',
+          attempts: job.attempt,
+        });
+      }
+    });
+  } catch (err) {
+    if (!(err instanceof ClaimLostError)) throw err;
+    deps.logger.warn('delivery attempt superseded by another run; result dropped', {
+      ...logFields(claim, job.attempt),
+      status_code: result.statusCode,
+      error: result.error,
+    });
+    return 'superseded';
+  }
+
+  record(deps, claim, job.attempt, result, outcome, now);
+  if (state.status === 'failed') deps.onRetryScheduled?.(state.nextAttemptAt);
+  return outcome;
+}
+
+/**
+ * The request itself. A per-tenant concurrency cap belongs around this call: take a slot
+ * before, give it back after, so the slot covers exactly the time a request is in flight.
+ */
+async function sendAttempt(
+  deps: DeliveryEngineDeps,
+  claim: ClaimedDelivery,
+  signal: AbortSignal | undefined,
+): Promise<AttemptResult> {
+  const request = buildDeliveryRequest({
+    deliveryId: claim.id,
+    webhook: claim,
+    event: { type: claim.event_type, payload: claim.payload, created_at: claim.event_created_at },
+    now: new Date(),
+  });
+  const timeoutMs = claim.timeout_ms ?? deps.config.deliveryTimeoutMs;
+  return deps.httpClient.send(request, { timeoutMs, ...(signal ? { signal } : {}) });
+}
+
+function decide(
+  deps: DeliveryEngineDeps,
+  attempt: number,
+  result: AttemptResult,
+  now: Date,
+): { state: FinalState; outcome: DeliveryOutcome } {
+  if (result.ok) return { state: { status: 'succeeded' }, outcome: 'succeeded' };
+  // A refused destination will be refused again: no point in retrying.
+  if (result.blocked) return { state: { status: 'dead' }, outcome: 'dead' };
+  if (result.statusCode === 410) return { state: { status: 'paused' }, outcome: 'gone' };
+  const decision = decideAfterFailure(
+    { attempt, statusCode: result.statusCode, retryAfter: result.responseHeaders?.['retry-after'] ?? null },
+    deps.config.retryScheduleSeconds,
+    now,
+  );
+  if (decision.kind === 'dead') return { state: { status: 'dead' }, outcome: 'dead' };
+  return {
+    state: { status: 'failed', nextAttemptAt: new Date(now.getTime() + decision.delayMs) },
+    outcome: 'retry_scheduled',
+  };
+}
+
+function record(
+  deps: DeliveryEngineDeps,
+  claim: ClaimedDelivery,
+  attempt: number,
+  result: AttemptResult,
+  outcome: DeliveryOutcome,
+  now: Date,
+): void {
+  const metricOutcome = outcome === 'succeeded' ? 'success' : outcome === 'dead' ? 'dead' : 'failure';
+  deps.metrics.deliveries.inc({ outcome: metricOutcome });
+  if (!result.blocked)
+    deps.metrics.deliveryDuration.observe({ outcome: metricOutcome }, result.durationMs / 1000);
+  if (outcome === 'succeeded') {
+    deps.metrics.eventToDelivery.observe(
+      Math.max(0, now.getTime() - claim.event_created_at.getTime()) / 1000,
+    );
+  }
+  if (outcome === 'retry_scheduled') deps.metrics.retries.inc({ attempt: String(attempt) });
+
+  const fields = {
+    ...logFields(claim, attempt),
+    outcome,
+    status_code: result.statusCode,
+    error: result.error,
+    duration_ms: result.durationMs,
+  };
+  if (outcome === 'dead' || outcome === 'gone') deps.logger.warn('delivery attempt', fields);
+  else deps.logger.info('delivery attempt', fields);
+}
+
+function logFields(claim: ClaimedDelivery, attempt: number) {
+  return {
+    delivery_id: claim.id,
+    webhook_id: claim.webhook_id,
+    tenant_id: claim.tenant_id,
+    attempt,
+  };
+}

@@ -1,0 +1,277 @@
+/**
+ * The delivery engine end to end: the real service (worker included) on a cloned database,
+ * rows inserted with SQL, real receivers on 127.0.0.1.
+ */
+import { createHmac } from 'node:crypto';
+import { sql } from 'kysely';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createDatabase } from '../../src/db/database.js';
+import { resumePausedDeliveries } from '../../src/delivery/delivery-repository.js';
+import { USER_AGENT } from '../../src/delivery/delivery-request.js';
+import {
+  attemptRows,
+  createDelivery,
+  createEvent,
+  deliveryRow,
+  dlqRows,
+  generateSecret,
+  queueDelivery,
+} from '../helpers/fixtures.js';
+import { waitFor } from '../helpers/process.js';
+import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+let svc: TestService;
+const receivers: Receiver[] = [];
+const receiver = async (...args: Parameters<typeof startReceiver>) => {
+  const started = await startReceiver(...args);
+  receivers.push(started);
+  return started;
+};
+const db = () => svc.service.database.db;
+
+beforeAll(async () => {
+  svc = await startTestService({ RETRY_SCHEDULE: '0.05,0.1', SSRF_ALLOWLIST: '127.0.0.1/32' });
+});
+afterEach(async () => {
+  await Promise.all(receivers.splice(0).map((r) => r.close()));
+});
+afterAll(async () => {
+  await svc?.stop();
+});
+
+const finalStatus = (deliveryId: string, statuses: string[]) =>
+  waitFor(
+    async () => {
+      const row = await deliveryRow(db(), deliveryId);
+      return row && statuses.includes(row.status) ? row : undefined;
+    },
+    15_000,
+    `delivery ${deliveryId} to reach ${statuses.join('/')}`,
+  );
+
+describe('what a receiver gets', () => {
+  it('a generated whsec_ secret: body and headers as the contract says, verified by standardwebhooks', async () => {
+    const r = await receiver();
+    const queued = await queueDelivery(db(), {
+      url: `${r.url}/hooks?x=1`,
+      type: 'invoice.paid',
+      payload: { invoice: 'inv_1', amount: 1250, nested: { ok: true } },
+    });
+    await finalStatus(queued.deliveryId, ['succeeded']);
+    expect(r.requests).toHaveLength(1);
+    const request = r.requests[0]!;
+    expect(request.method).toBe('POST');
+    expect(request.path).toBe('/hooks?x=1');
+    expect(request.headers['content-type']).toBe('application/json');
+    expect(request.headers['webhook-id']).toBe(queued.deliveryId);
+    expect(request.headers['user-agent']).toBe(USER_AGENT);
+    const timestamp = Number(request.headers['webhook-timestamp']);
+    expect(Math.abs(timestamp - Date.now() / 1000)).toBeLessThan(10);
+    expect(request.headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]+=*$/);
+
+    const verified = new Webhook(queued.secret).verify(
+      request.body,
+      request.headers as Record<string, string>,
+    );
+    expect(verified).toEqual({
+      type: 'invoice.paid',
+      timestamp: queued.event.createdAt.toISOString(),
+      data: { invoice: 'inv_1', amount: 1250, nested: { ok: true } },
+    });
+
+    const [attempt] = await attemptRows(db(), queued.deliveryId);
+    expect(attempt).toMatchObject({ attempt_number: 1, status_code: 200, error: null, response_body: 'ok' });
+    const row = await deliveryRow(db(), queued.deliveryId);
+    expect(row).toMatchObject({
+      status: 'succeeded',
+      attempt_count: 1,
+      last_status_code: 200,
+      last_error: null,
+    });
+    expect(row!.succeeded_at).toBeInstanceOf(Date);
+  });
+
+  it('a given plain secret: the signature is a plain HMAC-SHA256 over id.timestamp.body', async () => {
+    const r = await receiver();
+    const secret = 'plain-secret-given-by-the-user';
+    const queued = await queueDelivery(db(), { url: r.url, secret });
+    await finalStatus(queued.deliveryId, ['succeeded']);
+    const request = r.requests[0]!;
+    const expected = createHmac('sha256', Buffer.from(secret, 'utf8'))
+      .update(`${request.headers['webhook-id']}.${request.headers['webhook-timestamp']}.${request.body}`)
+      .digest('base64');
+    expect(request.headers['webhook-signature']).toBe(`v1,${expected}`);
+  });
+
+  it('during a rotation both signatures are sent; old and new secrets verify', async () => {
+    const r = await receiver();
+    const current = generateSecret();
+    const previous = generateSecret();
+    const queued = await queueDelivery(db(), {
+      url: r.url,
+      secret: current,
+      previousSecret: previous,
+      previousSecretExpiresAt: new Date(Date.now() + 3600_000),
+    });
+    await finalStatus(queued.deliveryId, ['succeeded']);
+    const request = r.requests[0]!;
+    expect((request.headers['webhook-signature'] as string).split(' ')).toHaveLength(2);
+    const headers = request.headers as Record<string, string>;
+    expect(new Webhook(current).verify(request.body, headers)).toMatchObject({ type: 'order.created' });
+    expect(new Webhook(previous).verify(request.body, headers)).toMatchObject({ type: 'order.created' });
+    expect(() => new Webhook(generateSecret()).verify(request.body, headers)).toThrow();
+  });
+});
+
+describe('retries and the DLQ', () => {
+  it('a receiver failing twice then succeeding gets three requests with one webhook-id, spaced by the schedule', async () => {
+    const r = await receiver({
+      behaviour: (index) =>
+        index < 2 ? { kind: 'status', status: 500, body: 'boom' } : { kind: 'status', status: 200 },
+    });
+    const queued = await queueDelivery(db(), { url: r.url });
+    const row = await finalStatus(queued.deliveryId, ['succeeded']);
+    expect(row.attempt_count).toBe(3);
+    expect(r.requests).toHaveLength(3);
+    expect(new Set(r.requests.map((q) => q.headers['webhook-id']))).toEqual(new Set([queued.deliveryId]));
+    const gaps = [r.requests[1]!.at - r.requests[0]!.at, r.requests[2]!.at - r.requests[1]!.at];
+    console.log(`retry gaps with schedule 0.05,0.1 s: ${gaps.join(' ms, ')} ms`);
+    expect(gaps[0]).toBeGreaterThanOrEqual(50);
+    expect(gaps[1]).toBeGreaterThanOrEqual(100);
+
+    const attempts = await attemptRows(db(), queued.deliveryId);
+    expect(attempts.map((a) => [a.attempt_number, a.status_code, a.error])).toEqual([
+      [1, 500, 'HTTP 500: Internal Server Error'],
+      [2, 500, 'HTTP 500: Internal Server Error'],
+      [3, 200, null],
+    ]);
+    expect(await dlqRows(db(), queued.deliveryId)).toEqual([]);
+    const { rows } = await sql<{ failing_since: Date | null }>`
+      select failing_since from webhooks where id = ${queued.webhookId}
+    `.execute(db());
+    expect(rows[0]!.failing_since).toBeNull();
+  });
+
+  it('a receiver that always fails ends in the DLQ with attempts = 1 + retries and the last error', async () => {
+    const r = await receiver({ behaviour: { kind: 'status', status: 503, body: 'down' } });
+    const queued = await queueDelivery(db(), { url: r.url });
+    const row = await finalStatus(queued.deliveryId, ['dead']);
+    expect(row).toMatchObject({
+      attempt_count: 3,
+      last_error: 'HTTP 503: Service Unavailable',
+      last_status_code: 503,
+      next_attempt_at: null,
+    });
+    expect(r.requests).toHaveLength(3);
+    expect(await dlqRows(db(), queued.deliveryId)).toEqual([
+      {
+        delivery_id: queued.deliveryId,
+        webhook_id: queued.webhookId,
+        attempts: 3,
+        last_error: 'HTTP 503: Service Unavailable',
+      },
+    ]);
+    const { rows } = await sql<{ failing_since: Date | null; enabled: boolean }>`
+      select failing_since, enabled from webhooks where id = ${queued.webhookId}
+    `.execute(db());
+    expect(rows[0]).toMatchObject({ enabled: true, failing_since: expect.any(Date) });
+    const metrics = await svc.service.metrics.registry.metrics();
+    expect(metrics).toMatch(/webhook_deliveries_total\{outcome="dead"\} [1-9]/);
+    expect(metrics).toMatch(/webhook_delivery_retries_total\{attempt="2"\} [1-9]/);
+  });
+
+  it('honours Retry-After on a 429', async () => {
+    const r = await receiver({
+      behaviour: (index) =>
+        index === 0
+          ? { kind: 'status', status: 429, headers: { 'retry-after': '1' } }
+          : { kind: 'status', status: 200 },
+    });
+    const queued = await queueDelivery(db(), { url: r.url });
+    await finalStatus(queued.deliveryId, ['succeeded']);
+    const gap = r.requests[1]!.at - r.requests[0]!.at;
+    console.log(`gap after 429 with Retry-After: 1 → ${gap} ms`);
+    expect(gap).toBeGreaterThanOrEqual(1000);
+    const [first] = await attemptRows(db(), queued.deliveryId);
+    expect(first).toMatchObject({ status_code: 429, error: 'HTTP 429: Too Many Requests' });
+    expect(first!.response_headers).toMatchObject({ 'retry-after': '1' });
+  });
+});
+
+describe('410 Gone', () => {
+  it('disables the webhook, pauses its deliveries without losing them, and re-enabling resumes them', async () => {
+    let gone = true;
+    const r = await receiver({
+      behaviour: () =>
+        gone ? { kind: 'status', status: 410, body: 'gone' } : { kind: 'status', status: 200 },
+    });
+    const first = await queueDelivery(db(), { url: r.url });
+    await finalStatus(first.deliveryId, ['paused']);
+    const { rows } = await sql<{
+      enabled: boolean;
+      disabled_reason: string | null;
+      disabled_at: Date | null;
+    }>`
+      select enabled, disabled_reason, disabled_at from webhooks where id = ${first.webhookId}
+    `.execute(db());
+    expect(rows[0]).toMatchObject({
+      enabled: false,
+      disabled_reason: '410 Gone from endpoint',
+      disabled_at: expect.any(Date),
+    });
+    expect(await dlqRows(db(), first.deliveryId)).toEqual([]);
+    const audit = await sql<{ action: string; actor: string }>`
+      select action, actor from audit_log where object_id = ${first.webhookId}
+    `.execute(db());
+    expect(audit.rows).toEqual([{ action: 'webhook.disabled', actor: 'system' }]);
+
+    // Another delivery to the disabled webhook waits too, without a request.
+    const event = await createEvent(db(), { tenantId: first.tenantId });
+    const second = await createDelivery(db(), {
+      tenantId: first.tenantId,
+      webhookId: first.webhookId,
+      eventId: event.id,
+    });
+    await finalStatus(second, ['paused']);
+    expect(r.requests).toHaveLength(1);
+    expect((await deliveryRow(db(), second))!.attempt_count).toBe(0);
+
+    gone = false;
+    await db()
+      .transaction()
+      .execute(async (trx) => {
+        await sql`update webhooks set enabled = true, disabled_reason = null, disabled_at = null where id = ${first.webhookId}`.execute(
+          trx,
+        );
+        expect(await resumePausedDeliveries(trx, first.webhookId)).toBe(2);
+      });
+    expect((await finalStatus(first.deliveryId, ['succeeded'])).attempt_count).toBe(2);
+    expect((await finalStatus(second, ['succeeded'])).attempt_count).toBe(1);
+    expect(r.requests).toHaveLength(3);
+  });
+});
+
+describe('graceful stop', () => {
+  it('lets a running delivery finish before the worker stops', async () => {
+    const other = await startTestService({ RETRY_SCHEDULE: '600', NUM_WORKERS: '2' });
+    try {
+      const r = await receiver({ behaviour: { kind: 'status', status: 200, delayMs: 700 } });
+      const queued = await queueDelivery(other.service.database.db, { url: r.url });
+      await waitFor(() => (r.inFlight() > 0 ? true : undefined), 10_000, 'the request to arrive');
+      await other.service.stop();
+      const handle = createDatabase(other.database.url, { max: 1 });
+      try {
+        expect(await deliveryRow(handle.db, queued.deliveryId)).toMatchObject({
+          status: 'succeeded',
+          attempt_count: 1,
+        });
+      } finally {
+        await handle.close();
+      }
+    } finally {
+      await other.database.drop();
+    }
+  });
+});
