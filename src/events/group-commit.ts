@@ -53,40 +53,37 @@ export function createGroupCommitter<I, R>(options: GroupCommitOptions<I, R>): G
     running++;
     inFlightItems += batch.length;
     const started = performance.now();
-    let fellBack = false;
-    let batchError: unknown;
-    try {
-      if (batch.length === 1) {
-        await settleOne(batch[0]!);
-      } else {
-        try {
-          const results = await options.commitBatch(batch.map((w) => w.item));
-          batch.forEach((w, i) => w.resolve(results[i]!));
-        } catch (err) {
-          fellBack = true;
-          batchError = err;
-          await Promise.all(batch.map(settleOne));
-        }
-      }
-    } finally {
-      running--;
-      inFlightItems -= batch.length;
-      options.onBatch?.({
-        size: batch.length,
-        durationMs: performance.now() - started,
-        fellBack,
-        ...(fellBack ? { error: batchError } : {}),
-      });
-      // Whoever arrived meanwhile has waited long enough.
-      if (waiting.length > 0) flush();
-    }
+    const outcome = await commitAll(batch.map((w) => w.item));
+    running--;
+    inFlightItems -= batch.length;
+    options.onBatch?.({
+      size: batch.length,
+      durationMs: performance.now() - started,
+      fellBack: outcome.fellBack,
+      ...(outcome.fellBack ? { error: outcome.batchError } : {}),
+    });
+    batch.forEach((w, i) => {
+      const settled = outcome.settled[i]!;
+      if (settled.status === 'fulfilled') w.resolve(settled.value);
+      else w.reject(settled.reason);
+    });
+    // Whoever arrived meanwhile has waited long enough.
+    if (waiting.length > 0) flush();
   };
 
-  const settleOne = async (w: Waiting<I, R>): Promise<void> => {
+  /** Never throws: each item's own outcome, in order. */
+  const commitAll = async (
+    items: I[],
+  ): Promise<{ settled: PromiseSettledResult<R>[]; fellBack: boolean; batchError?: unknown }> => {
+    if (items.length === 1) {
+      return { settled: await Promise.allSettled([options.commitOne(items[0]!)]), fellBack: false };
+    }
     try {
-      w.resolve(await options.commitOne(w.item));
-    } catch (err) {
-      w.reject(err);
+      const results = await options.commitBatch(items);
+      return { settled: results.map((value) => ({ status: 'fulfilled', value })), fellBack: false };
+    } catch (batchError) {
+      const settled = await Promise.allSettled(items.map((item) => options.commitOne(item)));
+      return { settled, fellBack: true, batchError };
     }
   };
 

@@ -1,0 +1,82 @@
+import ipaddr from 'ipaddr.js';
+import { describe, expect, it } from 'vitest';
+import { webhookUrlProblem } from '../../src/webhooks/webhook-url.js';
+
+const none: [] = [];
+const loopbackAllowed = [ipaddr.parseCIDR('127.0.0.1/32')] as const;
+
+/** Every spelling of a blocked destination the registration check must refuse. */
+const BLOCKED_HOSTS = [
+  '127.0.0.1',
+  '2130706433',
+  '0x7f.1',
+  '017700000001',
+  '127.1',
+  '127.0.0.1.',
+  '[::1]',
+  '[::ffff:7f00:1]',
+  '[::ffff:127.0.0.1]',
+  '10.0.0.1',
+  '172.16.0.1',
+  '192.168.1.1',
+  '169.254.169.254',
+  '100.64.0.1',
+  '224.0.0.1',
+  '0.0.0.0',
+  '0',
+  '[::]',
+  '[fd00::1]',
+  '[fe80::1]',
+  '[64:ff9b::7f00:1]',
+  '[2002:7f00:1::]',
+  '240.0.0.1',
+  '255.255.255.255',
+  'localhost',
+  'api.localhost',
+];
+
+describe('webhook URL check', () => {
+  it.each(BLOCKED_HOSTS)('refuses http://%s/', (host) => {
+    expect(webhookUrlProblem(`http://${host}/hook`, none)).toMatch(/blocked destination/);
+    expect(webhookUrlProblem(`https://${host}:8443/hook`, none)).toMatch(/blocked destination/);
+  });
+
+  it('names the range in the refusal', () => {
+    expect(webhookUrlProblem('http://0x7f.1/', none)).toBe(
+      'points to a blocked destination: 127.0.0.1 is a loopback address',
+    );
+    expect(webhookUrlProblem('http://169.254.169.254/', none)).toMatch(/link-local/);
+  });
+
+  it.each([
+    ['ftp://example.com/', 'must use http or https'],
+    ['javascript:alert(1)', 'must use http or https'],
+    ['file:///etc/passwd', 'must use http or https'],
+    ['http://user:pass@example.com/', 'must not contain credentials'],
+    ['http://user@example.com/', 'must not contain credentials'],
+    ['not a url', 'is not a valid URL'],
+    ['http://', 'is not a valid URL'],
+    ['http://[::1/', 'is not a valid URL'],
+    ['http://256.256.256.256/', 'is not a valid URL'],
+  ])('refuses %s (%s)', (url, problem) => {
+    expect(webhookUrlProblem(url, none)).toBe(problem);
+  });
+
+  it.each([
+    'https://example.com/hooks',
+    'http://example.com:8080/a?b=c#d',
+    'https://8.8.8.8/',
+    'https://[2606:4700:4700::1111]/',
+  ])('accepts %s', (url) => {
+    expect(webhookUrlProblem(url, none)).toBeUndefined();
+  });
+
+  it('SSRF_ALLOWLIST exempts its ranges, in any spelling, and nothing else', () => {
+    expect(webhookUrlProblem('http://127.0.0.1:4000/', loopbackAllowed)).toBeUndefined();
+    expect(webhookUrlProblem('http://2130706433:4000/', loopbackAllowed)).toBeUndefined();
+    expect(webhookUrlProblem('http://[::ffff:127.0.0.1]:4000/', loopbackAllowed)).toBeUndefined();
+    expect(webhookUrlProblem('http://localhost:4000/', loopbackAllowed)).toBeUndefined();
+    expect(webhookUrlProblem('http://127.0.0.2/', loopbackAllowed)).toMatch(/blocked/);
+    expect(webhookUrlProblem('http://10.0.0.1/', loopbackAllowed)).toMatch(/blocked/);
+  });
+});
