@@ -1,0 +1,86 @@
+-- Raise (or lower) a tenant's quota.
+-- Answers: "this tenant's legitimate traffic needs a higher limit now". Changes the row in
+-- quotas, which every process reads for each decision (no restart), and writes an audit_log
+-- row (actor psql:<database user>, action quota.updated) in the same transaction.
+-- Limits left out keep their value. The tenant must exist (it is created on its first request).
+-- Run: psql "$DATABASE_URL" -X -v tenant_id=acme -v max_events_per_sec=500 -f sql/runbook/raise-tenant-quota.sql
+--      limits, any of: -v max_events_per_sec=N  -v max_concurrent_deliveries=N  -v max_dlq_size=N
+-- The same change through the API: PUT /quotas/:tenant_id with an admin token.
+\set ON_ERROR_STOP on
+\if :{?tenant_id}
+\else
+  \echo 'usage: psql "$DATABASE_URL" -v tenant_id=ID -v max_events_per_sec=N [-v max_concurrent_deliveries=N] [-v max_dlq_size=N] -f sql/runbook/raise-tenant-quota.sql'
+  select 'tenant_id is required' as error, 1 / 0 as stop;
+\endif
+\if :{?max_events_per_sec}
+\else
+  \set max_events_per_sec ''
+\endif
+\if :{?max_concurrent_deliveries}
+\else
+  \set max_concurrent_deliveries ''
+\endif
+\if :{?max_dlq_size}
+\else
+  \set max_dlq_size ''
+\endif
+
+select count(*) = 0 as tenant_missing from tenants where id = :'tenant_id' \gset
+\if :tenant_missing
+  \echo 'No tenant with that id: check the spelling (tenants are created on their first request).'
+  select :'tenant_id' as unknown_tenant, 1 / 0 as stop;
+\endif
+select :'max_events_per_sec' = '' and :'max_concurrent_deliveries' = '' and :'max_dlq_size' = ''
+  as nothing_to_change \gset
+\if :nothing_to_change
+  \echo 'Give at least one of -v max_events_per_sec=N, -v max_concurrent_deliveries=N, -v max_dlq_size=N.'
+  select 'no limit given' as error, 1 / 0 as stop;
+\endif
+
+begin;
+
+\echo 'Before:'
+select tenant_id, max_events_per_sec, max_concurrent_deliveries, max_dlq_size, updated_at
+from quotas where tenant_id = :'tenant_id';
+
+create temp table quota_before on commit drop as
+  select tenant_id, max_events_per_sec, max_concurrent_deliveries, max_dlq_size
+  from quotas where tenant_id = :'tenant_id';
+
+insert into quotas (tenant_id, max_events_per_sec, max_concurrent_deliveries, max_dlq_size)
+values (
+  :'tenant_id',
+  coalesce(nullif(:'max_events_per_sec', '')::integer, 100),
+  coalesce(nullif(:'max_concurrent_deliveries', '')::integer, 50),
+  coalesce(nullif(:'max_dlq_size', '')::integer, 100)
+)
+on conflict (tenant_id) do update set
+  max_events_per_sec = coalesce(nullif(:'max_events_per_sec', '')::integer, quotas.max_events_per_sec),
+  max_concurrent_deliveries = coalesce(nullif(:'max_concurrent_deliveries', '')::integer, quotas.max_concurrent_deliveries),
+  max_dlq_size = coalesce(nullif(:'max_dlq_size', '')::integer, quotas.max_dlq_size),
+  updated_at = now();
+
+insert into audit_log (actor, action, object_type, object_id, tenant_id, details)
+select
+  'psql:' || current_user,
+  'quota.updated',
+  'quota',
+  q.tenant_id,
+  q.tenant_id,
+  jsonb_build_object(
+    'before', (select to_jsonb(b) - 'tenant_id' from quota_before b),
+    'after', jsonb_build_object(
+      'max_events_per_sec', q.max_events_per_sec,
+      'max_concurrent_deliveries', q.max_concurrent_deliveries,
+      'max_dlq_size', q.max_dlq_size
+    ),
+    'via', 'sql/runbook/raise-tenant-quota.sql'
+  )
+from quotas q
+where q.tenant_id = :'tenant_id';
+
+\echo 'After:'
+select tenant_id, max_events_per_sec, max_concurrent_deliveries, max_dlq_size, updated_at
+from quotas where tenant_id = :'tenant_id';
+
+commit;

@@ -1,0 +1,56 @@
+-- Release the jobs (and delivery leases) held by dead workers.
+-- Answers: "workers died and their deliveries are stuck". Does by hand what the service's
+-- heartbeat sweeper does: for every worker whose heartbeat is older than older_than (or that
+-- has none) and that holds a lock older than older_than, graphile_worker.force_unlock_workers
+-- makes its jobs available again, and its rows in delivery_leases are deleted. A job released
+-- from a worker that was in fact alive may be sent twice; receivers de-duplicate on webhook-id.
+-- Look first with sql/runbook/stuck-jobs.sql.
+-- Run: psql "$DATABASE_URL" -X -f sql/runbook/release-stuck-jobs.sql
+--      optional: -v older_than='2 minutes'   (default 5 minutes)
+--      or:       -v worker_id=worker-123abc  (release exactly that worker, whatever its age)
+\set ON_ERROR_STOP on
+\if :{?older_than}
+\else
+  \set older_than '5 minutes'
+\endif
+\if :{?worker_id}
+\else
+  \set worker_id ''
+\endif
+
+begin;
+
+create temp table released_workers on commit drop as
+with fresh as (
+  select worker_id from worker_heartbeats
+  where last_seen_at > now() - :'older_than'::interval
+)
+select worker_id from (
+  select :'worker_id' as worker_id where :'worker_id' <> ''
+  union
+  select locked_by from graphile_worker.jobs
+  where :'worker_id' = ''
+    and locked_by is not null
+    and locked_at < now() - :'older_than'::interval
+    and locked_by not in (select worker_id from fresh)
+  union
+  select worker_id from delivery_leases
+  where :'worker_id' = ''
+    and acquired_at < now() - :'older_than'::interval
+    and worker_id not in (select worker_id from fresh)
+) stale;
+
+\echo 'Releasing:'
+select
+  r.worker_id,
+  (select count(*) from graphile_worker.jobs j where j.locked_by = r.worker_id) as locked_jobs,
+  (select count(*) from delivery_leases l where l.worker_id = r.worker_id) as leases
+from released_workers r
+order by r.worker_id;
+
+select graphile_worker.force_unlock_workers(array(select worker_id from released_workers))
+  as jobs_unlocked;
+delete from delivery_leases where worker_id in (select worker_id from released_workers);
+delete from worker_heartbeats where worker_id in (select worker_id from released_workers);
+
+commit;
