@@ -2,12 +2,12 @@
  * One attempt of one delivery — the body of the graphile-worker `deliver` task.
  *
  *   claim the attempt (our row, see delivery-repository) → webhook disabled? pause, no request
- *   → sign and POST → decide (success, retry, dead, 410 pause) → ONE transaction: attempt row,
+ *   → sign and POST (a graceful stop that cannot wait hands the attempt back) → decide (success, retry, dead, 410 pause) → ONE transaction: attempt row,
  *   delivery state, webhook health, and the next attempt's job or the DLQ row → metrics, log.
  *
  * All retries are ours: the task returns normally whatever the receiver did. It throws only for
- * our own faults (database errors) and when a graceful stop interrupts a request — then
- * graphile-worker hands the job back and the re-run reclaims the same attempt.
+ * our own faults (database errors); then graphile-worker runs the job again and the re-run
+ * reclaims the same attempt.
  *
  * Room left for what comes later:
  * - per-tenant concurrency caps wrap `send` (between claim and request; see `sendAttempt`);
@@ -59,12 +59,14 @@ export type DeliveryOutcome =
   | 'stale'
   /** The attempt was made but another run of the same job owns it now: nothing written. */
   | 'superseded'
+  /** A graceful stop cut the request short; the same attempt is queued again. */
+  | 'handed_back'
   | 'invalid_payload';
 
-/** Thrown when a graceful stop cuts a request short: graphile-worker hands the job back. */
+/** Thrown when a graceful stop cut a request short and it could not be queued again. */
 export class AttemptInterruptedError extends Error {
-  constructor(deliveryId: string, attempt: number) {
-    super(`delivery ${deliveryId} attempt ${attempt} interrupted by shutdown; handed back`);
+  constructor(deliveryId: string, attempt: number, cause: unknown) {
+    super(`delivery ${deliveryId} attempt ${attempt} interrupted by shutdown`, { cause });
     this.name = 'AttemptInterruptedError';
   }
 }
@@ -103,7 +105,22 @@ export async function deliverWebhook(
   }
 
   const result = await sendAttempt(deps, claim, options.signal);
-  if (result.interrupted) throw new AttemptInterruptedError(claim.id, job.attempt);
+  if (result.interrupted) {
+    // The process is stopping: queue the same attempt again for whichever worker is next (the
+    // claim stays, and the new job reclaims it). Should that fail, the throw lets
+    // graphile-worker hand the job back instead.
+    await enqueueDeliveries(deps.db, [
+      {
+        deliveryId: claim.id,
+        attempt: job.attempt,
+        ...(job.traceparent ? { traceparent: job.traceparent } : {}),
+      },
+    ]).catch((err: unknown) => {
+      throw new AttemptInterruptedError(claim.id, job.attempt, err);
+    });
+    deps.logger.info('delivery attempt handed back: stopping', logFields(claim, job.attempt));
+    return 'handed_back';
+  }
 
   const now = new Date();
   const { state, outcome } = decide(deps, job.attempt, result, now);

@@ -3,12 +3,17 @@
  * rows inserted with SQL, real receivers on 127.0.0.1.
  */
 import { createHmac } from 'node:crypto';
+import ipaddr from 'ipaddr.js';
 import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../../src/db/database.js';
 import { resumePausedDeliveries } from '../../src/delivery/delivery-repository.js';
+import { deliverWebhook } from '../../src/delivery/deliver-webhook.js';
 import { USER_AGENT } from '../../src/delivery/delivery-request.js';
+import { createHttpClient } from '../../src/delivery/http-client.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { createMetrics } from '../../src/observability/metrics.js';
 import {
   attemptRows,
   createDelivery,
@@ -16,6 +21,7 @@ import {
   deliveryRow,
   dlqRows,
   generateSecret,
+  jobsOf,
   queueDelivery,
 } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/process.js';
@@ -267,6 +273,56 @@ describe('graceful stop', () => {
           status: 'succeeded',
           attempt_count: 1,
         });
+      } finally {
+        await handle.close();
+      }
+    } finally {
+      await other.database.drop();
+    }
+  });
+
+  it('hands a request still running at the stop deadline back to the queue, to be reclaimed later', async () => {
+    const other = await startTestService({
+      RETRY_SCHEDULE: '600',
+      NUM_WORKERS: '2',
+      SHUTDOWN_TIMEOUT_MS: '300',
+    });
+    try {
+      const r = await receiver({ behaviour: { kind: 'hold-open' } });
+      const queued = await queueDelivery(other.service.database.db, { url: r.url, timeoutMs: 30_000 });
+      await waitFor(() => (r.inFlight() > 0 ? true : undefined), 10_000, 'the request to arrive');
+      const stopping = Date.now();
+      await other.service.stop();
+      console.log(`stop with a held request took ${Date.now() - stopping} ms (deadline 300 ms)`);
+      const handle = createDatabase(other.database.url, { max: 2 });
+      try {
+        // Claimed, not finished: no attempt recorded, the job back in the queue, unlocked.
+        expect(await deliveryRow(handle.db, queued.deliveryId)).toMatchObject({
+          status: 'pending',
+          attempt_count: 1,
+        });
+        expect(await attemptRows(handle.db, queued.deliveryId)).toEqual([]);
+        const jobs = await jobsOf(handle.db, queued.deliveryId);
+        expect(jobs).toHaveLength(1);
+        expect(jobs[0]).toMatchObject({ payload: { attempt: 1 }, locked_at: null });
+        // The next run of that job reclaims the same attempt.
+        r.respond({ kind: 'status', status: 200 });
+        const client = createHttpClient({ allowlist: [ipaddr.parseCIDR('127.0.0.1/32')] });
+        try {
+          const outcome = await deliverWebhook(
+            {
+              config: { retryScheduleSeconds: [600], deliveryTimeoutMs: 5000 },
+              db: handle.db,
+              logger: createLogger('error'),
+              metrics: createMetrics({ defaultMetrics: false }),
+              httpClient: client,
+            },
+            jobs[0]!.payload,
+          );
+          expect(outcome).toBe('succeeded');
+        } finally {
+          client.close();
+        }
       } finally {
         await handle.close();
       }
