@@ -152,7 +152,16 @@ export function createIngestionService(deps: {
         metrics.eventsIngested.inc(1);
         return outcome.created;
       }
-      if (outcome.stored) return { ...(outcome.stored as Omit<IngestResult, 'replayed'>), replayed: true };
+      if (outcome.stored) {
+        // Rebuilt field by field: jsonb does not keep the order the first answer had.
+        const stored = outcome.stored as Omit<IngestResult, 'replayed'>;
+        return {
+          event_id: stored.event_id,
+          webhooks_queued: stored.webhooks_queued,
+          delivery_ids: stored.delivery_ids,
+          replayed: true,
+        };
+      }
       // The row went away between the claim and the read (expired and purged): claim again.
     }
     throw new AppError('conflict', 'The Idempotency-Key is in use by another request; try again.');
