@@ -15,7 +15,6 @@ export const MAX_EVENT_TYPES = 100;
 const tenantId = { type: 'string', pattern: TENANT_ID_PATTERN } as const;
 const url = {
   type: 'string',
-  minLength: 1,
   maxLength: MAX_URL_LENGTH,
   // No spaces or control characters: the URL parser would silently drop some of them.
   pattern: '^[^\\s\\u0000-\\u001f\\u007f]+$',
@@ -31,7 +30,6 @@ const eventTypes = {
 } as const;
 const secret = {
   type: 'string',
-  minLength: 1,
   maxLength: 1024,
   pattern: '^(?!whsec_)[^\\u0000-\\u001f\\u007f]+$|^whsec_[A-Za-z0-9+/]+={0,2}$',
   description:
