@@ -133,11 +133,44 @@ export async function deliverWebhook(
     responseHeaders: result.responseHeaders,
   };
 
+  const owned = await commitAttempt(deps, claim, job, attempt, state, outcome, result.error);
+  if (!owned) {
+    deps.logger.warn('delivery attempt superseded by another run; result dropped', {
+      ...logFields(claim, job.attempt),
+      status_code: result.statusCode,
+      error: result.error,
+    });
+    return 'superseded';
+  }
+
+  record(deps, claim, job.attempt, result, outcome, now);
+  if (state.status === 'failed') deps.onRetryScheduled?.(state.nextAttemptAt);
+  return outcome;
+}
+
+/**
+ * Writes the attempt's end. A success on a healthy webhook is one statement; anything more
+ * (webhook health, the next attempt's job, the DLQ row, disabling on 410) commits with it in
+ * one transaction. False when the claim was lost: nothing is written.
+ */
+async function commitAttempt(
+  deps: DeliveryEngineDeps,
+  claim: ClaimedDelivery,
+  job: DeliverJobPayload,
+  attempt: AttemptRecord,
+  state: FinalState,
+  outcome: DeliveryOutcome,
+  lastError: string | null,
+): Promise<boolean> {
+  const healthChanges = outcome === 'succeeded' ? claim.failing_since !== null : claim.failing_since === null;
+  if (state.status === 'succeeded' && !healthChanges) {
+    return finishAttempt(deps.db, claim, attempt, state);
+  }
   try {
     await deps.db.transaction().execute(async (trx) => {
       if (!(await finishAttempt(trx, claim, attempt, state))) throw new ClaimLostError();
       if (outcome === 'gone') await disableGoneWebhook(trx, claim.webhook_id, claim.tenant_id, claim.id);
-      else await markWebhookHealth(trx, claim.webhook_id, outcome === 'succeeded');
+      else if (healthChanges) await markWebhookHealth(trx, claim.webhook_id, outcome === 'succeeded');
       if (state.status === 'failed') {
         await enqueueDeliveries(trx, [
           {
@@ -153,24 +186,16 @@ export async function deliverWebhook(
           tenantId: claim.tenant_id,
           webhookId: claim.webhook_id,
           eventId: claim.event_id,
-          lastError: result.error ?? 'unknown error',
+          lastError: lastError ?? 'unknown error',
           attempts: job.attempt,
         });
       }
     });
+    return true;
   } catch (err) {
-    if (!(err instanceof ClaimLostError)) throw err;
-    deps.logger.warn('delivery attempt superseded by another run; result dropped', {
-      ...logFields(claim, job.attempt),
-      status_code: result.statusCode,
-      error: result.error,
-    });
-    return 'superseded';
+    if (err instanceof ClaimLostError) return false;
+    throw err;
   }
-
-  record(deps, claim, job.attempt, result, outcome, now);
-  if (state.status === 'failed') deps.onRetryScheduled?.(state.nextAttemptAt);
-  return outcome;
 }
 
 /**

@@ -22,6 +22,8 @@ export interface ClaimedDelivery {
   previous_secret_expires_at: Date | null;
   timeout_ms: number | null;
   webhook_enabled: boolean;
+  /** As read at the claim; lets a success skip the health update when there is nothing to clear. */
+  failing_since: Date | null;
   event_type: string;
   payload: unknown;
   event_created_at: Date;
@@ -53,7 +55,7 @@ export async function claimAttempt(
     )
     select c.id, c.event_id, c.webhook_id, c.tenant_id, c.updated_at::text as claim_token,
            w.url, w.secret, w.previous_secret, w.previous_secret_expires_at, w.timeout_ms,
-           w.enabled as webhook_enabled,
+           w.enabled as webhook_enabled, w.failing_since,
            e.type as event_type, e.payload, e.created_at as event_created_at
       from claimed c
       join webhooks w on w.id = c.webhook_id
@@ -92,8 +94,8 @@ export type FinalState =
   | { status: 'paused' };
 
 /**
- * The attempt's end, in the caller's transaction: the delivery's new state, guarded by the
- * claim. False when the claim is no longer ours (nothing was written; roll back).
+ * The attempt's end: the delivery's new state and the attempt row, in one statement guarded by
+ * the claim. False when the claim is no longer ours (nothing was written; roll back).
  */
 export async function finishAttempt(
   db: Kysely<Database>,
@@ -102,30 +104,32 @@ export async function finishAttempt(
   state: FinalState,
 ): Promise<boolean> {
   const nextAttemptAt = state.status === 'failed' ? state.nextAttemptAt : null;
-  const result = await sql`
-    update deliveries
-       set status = ${state.status},
-           next_attempt_at = ${nextAttemptAt},
-           last_error = ${attempt.error},
-           last_status_code = ${attempt.statusCode},
-           succeeded_at = case when ${state.status} = 'succeeded' then now() else succeeded_at end,
-           updated_at = now()
-     where id = ${claim.id}
-       and attempt_count = ${attempt.attemptNumber}
-       and status = 'pending'
-       and updated_at = ${claim.claim_token}::timestamptz
-  `.execute(db);
-  if (Number(result.numAffectedRows ?? 0) === 0) return false;
-  await sql`
-    insert into delivery_attempts
-      (delivery_id, attempt_number, status_code, error, duration_ms, response_body, response_headers)
-    values (
-      ${claim.id}, ${attempt.attemptNumber}, ${attempt.statusCode}, ${attempt.error},
-      ${attempt.durationMs}, ${attempt.responseBody},
-      ${attempt.responseHeaders === null ? null : JSON.stringify(attempt.responseHeaders)}::jsonb
+  const { rows } = await sql<{ recorded: number }>`
+    with finished as (
+      update deliveries
+         set status = ${state.status},
+             next_attempt_at = ${nextAttemptAt},
+             last_error = ${attempt.error},
+             last_status_code = ${attempt.statusCode},
+             succeeded_at = case when ${state.status} = 'succeeded' then now() else succeeded_at end,
+             updated_at = now()
+       where id = ${claim.id}
+         and attempt_count = ${attempt.attemptNumber}
+         and status = 'pending'
+         and updated_at = ${claim.claim_token}::timestamptz
+      returning id
+    ), recorded as (
+      insert into delivery_attempts
+        (delivery_id, attempt_number, status_code, error, duration_ms, response_body, response_headers)
+      select id, ${attempt.attemptNumber}, ${attempt.statusCode}, ${attempt.error}, ${attempt.durationMs},
+             ${attempt.responseBody},
+             ${attempt.responseHeaders === null ? null : JSON.stringify(attempt.responseHeaders)}::jsonb
+        from finished
+      returning 1
     )
+    select count(*)::int as recorded from recorded
   `.execute(db);
-  return true;
+  return rows[0]!.recorded > 0;
 }
 
 /** `failing_since` marks the start of an unbroken run of failures; a success ends it. */
