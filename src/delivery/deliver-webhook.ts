@@ -225,7 +225,7 @@ function decide(
 ): { state: FinalState; outcome: DeliveryOutcome } {
   if (result.ok) return { state: { status: 'succeeded' }, outcome: 'succeeded' };
   // A refused destination will be refused again: no point in retrying.
-  if (result.blocked) return { state: { status: 'dead' }, outcome: 'dead' };
+  if (result.permanent) return { state: { status: 'dead' }, outcome: 'dead' };
   if (result.statusCode === 410) return { state: { status: 'paused' }, outcome: 'gone' };
   const decision = decideAfterFailure(
     { attempt, statusCode: result.statusCode, retryAfter: result.responseHeaders?.['retry-after'] ?? null },
@@ -249,7 +249,7 @@ function record(
 ): void {
   const metricOutcome = outcome === 'succeeded' ? 'success' : outcome === 'dead' ? 'dead' : 'failure';
   deps.metrics.deliveries.inc({ outcome: metricOutcome });
-  if (!result.blocked)
+  if (!result.permanent)
     deps.metrics.deliveryDuration.observe({ outcome: metricOutcome }, result.durationMs / 1000);
   if (outcome === 'succeeded') {
     deps.metrics.eventToDelivery.observe(

@@ -44,6 +44,8 @@ export async function enqueueDeliveries(db: Kysely<Database>, jobs: readonly Del
     run_at: job.runAt?.toISOString() ?? null,
     priority: job.priority ?? 0,
   }));
+  // queue_name (the third field) is null: jobs run in parallel. A per-webhook FIFO mode (one
+  // delivery in flight per webhook, in event order) would pass the webhook id there.
   await sql`
     select 1 from graphile_worker.add_jobs(
       array(

@@ -31,6 +31,8 @@ export interface AttemptResult {
   error: string | null;
   /** The destination was refused by the SSRF policy; no connection was made. */
   blocked: boolean;
+  /** Retrying cannot help (a refused destination, an unusable URL): dead-letter at once. */
+  permanent: boolean;
   /** Cut short by `signal` (the process is stopping), not by the receiver. */
   interrupted: boolean;
   durationMs: number;
@@ -77,7 +79,15 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   async function send(request: DeliveryRequest, sendOptions: SendOptions): Promise<AttemptResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
-    const url = new URL(request.url);
+    const url = URL.canParse(request.url) ? new URL(request.url) : undefined;
+    // The API accepts only http(s) URLs, but a row can be edited by hand.
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      return attemptResult({
+        error: url ? `unsupported URL scheme ${url.protocol}` : 'invalid URL',
+        permanent: true,
+        durationMs: elapsed(),
+      });
+    }
 
     const literalRefusal = checkLiteralDestination(url, options.allowlist);
     if (literalRefusal !== undefined) {
@@ -85,6 +95,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       return attemptResult({
         error: `destination blocked: ${literalRefusal}`,
         blocked: true,
+        permanent: true,
         durationMs: elapsed(),
       });
     }
@@ -152,7 +163,13 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         });
       }
       const described = describeError(err, url.hostname);
-      return attemptResult({ ...described, statusCode, durationMs, responseHeaders });
+      return attemptResult({
+        ...described,
+        permanent: described.blocked ?? false,
+        statusCode,
+        durationMs,
+        responseHeaders,
+      });
     } finally {
       clearTimeout(timer);
       sendOptions.signal?.removeEventListener('abort', onOuterAbort);
@@ -175,6 +192,7 @@ function attemptResult(
     ok: false,
     statusCode: null,
     blocked: false,
+    permanent: false,
     interrupted: false,
     responseBody: null,
     responseHeaders: null,

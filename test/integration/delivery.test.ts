@@ -188,6 +188,14 @@ describe('retries and the DLQ', () => {
     expect(metrics).toMatch(/webhook_delivery_retries_total\{attempt="2"\} [1-9]/);
   });
 
+  it('a URL no request can be made to (edited by hand) is dead-lettered at once', async () => {
+    const queued = await queueDelivery(db(), { url: 'ftp://example.com/hook' });
+    await finalStatus(queued.deliveryId, ['dead']);
+    expect(await dlqRows(db(), queued.deliveryId)).toMatchObject([
+      { attempts: 1, last_error: 'unsupported URL scheme ftp:' },
+    ]);
+  });
+
   it('honours Retry-After on a 429', async () => {
     const r = await receiver({
       behaviour: (index) =>
