@@ -12,8 +12,12 @@ export interface GroupCommitOptions<I, R> {
   maxBatchSize: number;
   maxWaitMs: number;
   maxConcurrentBatches: number;
-  /** Commits all items in one transaction; answers in the same order, or throws for all. */
-  commitBatch(items: I[]): Promise<R[]>;
+  /**
+   * Commits all items in one transaction and answers each, in the same order: a value, or an
+   * error of its own (e.g. refused by a limit) while the others commit. Throwing fails the
+   * batch as a whole: its items are then committed one by one.
+   */
+  commitBatch(items: I[]): Promise<PromiseSettledResult<R>[]>;
   /** Commits one item in its own transaction. */
   commitOne(item: I): Promise<R>;
   /** Told after every batch, for logs and figures. */
@@ -79,8 +83,7 @@ export function createGroupCommitter<I, R>(options: GroupCommitOptions<I, R>): G
       return { settled: await Promise.allSettled([options.commitOne(items[0]!)]), fellBack: false };
     }
     try {
-      const results = await options.commitBatch(items);
-      return { settled: results.map((value) => ({ status: 'fulfilled', value })), fellBack: false };
+      return { settled: await options.commitBatch(items), fellBack: false };
     } catch (batchError) {
       const settled = await Promise.allSettled(items.map((item) => options.commitOne(item)));
       return { settled, fellBack: true, batchError };

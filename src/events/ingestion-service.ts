@@ -103,7 +103,7 @@ export function createIngestionService(deps: {
 }): IngestionService {
   const { db, metrics, logger } = deps;
 
-  const commitBatch = async (events: NewEvent[]): Promise<IngestResult[]> => {
+  const commitEvents = async (events: NewEvent[]): Promise<IngestResult[]> => {
     const results = await db.transaction().execute((trx) => storeEvents(trx, events));
     metrics.eventsIngested.inc(events.length);
     return results;
@@ -112,10 +112,12 @@ export function createIngestionService(deps: {
   const committer = createGroupCommitter<NewEvent, IngestResult>({
     ...DEFAULT_BATCHING,
     ...deps.batching,
-    commitBatch,
+    async commitBatch(events) {
+      return (await commitEvents(events)).map((value) => ({ status: 'fulfilled', value }));
+    },
     async commitOne(event) {
       try {
-        return (await commitBatch([event]))[0]!;
+        return (await commitEvents([event]))[0]!;
       } catch (err) {
         throw asInputError(err);
       }

@@ -21,7 +21,11 @@ function recorder(options: { failWhen?: (items: number[]) => boolean } = {}) {
       batches.push(items);
       await wait();
       if (options.failWhen?.(items)) throw new Error('batch failed');
-      return items.map((i) => i * 10);
+      return items.map((i): PromiseSettledResult<number> =>
+        i < 0
+          ? { status: 'rejected', reason: new Error(`refused ${i}`) }
+          : { status: 'fulfilled', value: i * 10 },
+      );
     },
     async commitOne(item: number) {
       singles.push(item);
@@ -76,6 +80,19 @@ describe('group commit', () => {
     expect((outcomes[2] as PromiseRejectedResult).reason.message).toBe('item 3 failed');
     expect(rec.singles.sort()).toEqual([1, 2, 3, 4]);
     expect(reports).toEqual([{ size: 4, fellBack: true }]);
+  });
+
+  it('a batch may refuse single items while committing the rest', async () => {
+    const rec = recorder();
+    const gc = createGroupCommitter({ maxBatchSize: 100, maxWaitMs: 5, maxConcurrentBatches: 2, ...rec });
+    const outcomes = await Promise.allSettled([1, -2, 3].map((i) => gc.submit(i)));
+    expect(outcomes).toEqual([
+      { status: 'fulfilled', value: 10 },
+      { status: 'rejected', reason: new Error('refused -2') },
+      { status: 'fulfilled', value: 30 },
+    ]);
+    expect(rec.batches).toEqual([[1, -2, 3]]);
+    expect(rec.singles).toEqual([]);
   });
 
   it('holds newcomers while maxConcurrentBatches are in flight, then sends them as one batch', async () => {
