@@ -6,7 +6,8 @@
  * for jobs that became due. A retry due sooner than a few polls away gets a wake-up NOTIFY at
  * its time, so short delays are kept to within milliseconds rather than a poll interval.
  */
-import { Logger as WorkerLogger, run, type Runner, type Task } from 'graphile-worker';
+import { EventEmitter } from 'node:events';
+import { Logger as WorkerLogger, run, type Runner, type Task, type WorkerEvents } from 'graphile-worker';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
@@ -25,6 +26,12 @@ export interface WorkerDeps {
 }
 
 export interface DeliveryWorker {
+  /**
+   * The ids graphile-worker writes into `locked_by` for this process's jobs: the pool's (the
+   * local queue locks batches in its name) and each worker's. A heartbeat naming them lets
+   * another process release this one's jobs should it die.
+   */
+  lockOwnerIds(): string[];
   /** Takes no new jobs, lets running ones finish (or hands them back), then resolves. */
   stop(): Promise<void>;
 }
@@ -56,6 +63,11 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
     await deliverWebhook(engine, payload, { signal: helpers.abortSignal });
   };
 
+  const events: WorkerEvents = new EventEmitter();
+  const lockOwners = new Set<string>();
+  events.on('pool:create', ({ workerPool }) => lockOwners.add(workerPool.id));
+  events.on('worker:create', ({ worker }) => lockOwners.add(worker.workerId));
+
   let runner: Runner;
   try {
     runner = await run({
@@ -67,6 +79,7 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
       logger: graphileLogger(deps.logger),
       taskList: { [DELIVER_TASK]: deliver },
       gracefulShutdownAbortTimeout: deps.config.shutdownTimeoutMs,
+      events,
       preset: {
         worker: {
           // One query locks a batch of due jobs for the whole pool instead of one per worker.
@@ -84,6 +97,7 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
   }
 
   return {
+    lockOwnerIds: () => [...lockOwners],
     async stop() {
       wakeUps.stop();
       try {

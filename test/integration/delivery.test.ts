@@ -274,6 +274,13 @@ describe('graceful stop', () => {
       const r = await receiver({ behaviour: { kind: 'status', status: 200, delayMs: 700 } });
       const queued = await queueDelivery(other.service.database.db, { url: r.url });
       await waitFor(() => (r.inFlight() > 0 ? true : undefined), 10_000, 'the request to arrive');
+      // The running job is locked in a name this process's worker reports (for heartbeats).
+      const [running] = await sql<{ locked_by: string | null }>`
+        select locked_by from graphile_worker._private_jobs where payload->>'delivery_id' = ${queued.deliveryId}
+      `
+        .execute(other.service.database.db)
+        .then((result) => result.rows);
+      expect(other.service.worker!.lockOwnerIds()).toContain(running!.locked_by);
       await other.service.stop();
       const handle = createDatabase(other.database.url, { max: 1 });
       try {
