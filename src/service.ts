@@ -23,6 +23,8 @@ export interface Service {
   logger: Logger;
   metrics: Metrics;
   database: DatabaseHandle;
+  /** The delivery worker, when this process runs one (ROLE all or worker, NUM_WORKERS > 0). */
+  worker: DeliveryWorker | undefined;
   /** Graceful stop: no new requests or jobs, in-flight work finishes (up to the deadline), then close. */
   stop(): Promise<void>;
 }
@@ -89,6 +91,7 @@ export async function startService(
       logger,
       metrics,
       database,
+      worker,
       stop: runCleanups,
     };
   } catch (err) {
