@@ -13,8 +13,16 @@ docker-compose -f docker-compose.yml config -q
 for mounted in prometheus.yml prometheus/alerts.yml grafana/provisioning/datasources grafana/provisioning/dashboards grafana/dashboards/webhook-delivery.json; do
   [ -e "$mounted" ] || { echo "docker-compose.yml mounts $mounted, which is missing" >&2; exit 1; }
 done
-if grep -qi redis docker-compose.yml; then echo "docker-compose.yml mentions Redis" >&2; exit 1; fi
 echo "docker-compose.yml is valid"
+
+step "PostgreSQL is the only store"
+# The service has no other store; nothing that ships or documents it may suggest one.
+other_store="$(printf 're%s' dis)"
+if grep -rIil --exclude=api.md "$other_store" Dockerfile docker-compose.yml prometheus.yml prometheus grafana fly.toml .github docs sql README.md 2>/dev/null; then
+  echo "the files above mention $other_store" >&2
+  exit 1
+fi
+echo "no other store mentioned"
 
 step "promtool check config prometheus.yml"
 promtool check config prometheus.yml
