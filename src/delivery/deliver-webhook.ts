@@ -1,16 +1,18 @@
 /**
  * One attempt of one delivery — the body of the graphile-worker `deliver` task.
  *
- *   claim the attempt (our row, see delivery-repository) → webhook disabled? pause, no request
- *   → sign and POST (a graceful stop that cannot wait hands the attempt back) → decide (success, retry, dead, 410 pause) → ONE transaction: attempt row,
+ *   claim the attempt (our row, see delivery-repository) and a tenant in-flight slot → webhook
+ *   disabled? pause, no request → tenant at its cap? queue the attempt again shortly → sign and POST (a graceful stop that cannot wait hands the attempt back) → decide (success, retry, dead, 410 pause) → ONE transaction: attempt row,
  *   delivery state, webhook health, and the next attempt's job or the DLQ row → metrics, log.
  *
  * All retries are ours: the task returns normally whatever the receiver did. It throws only for
  * our own faults (database errors); then graphile-worker runs the job again and the re-run
  * reclaims the same attempt.
  *
+ * The tenant's in-flight slot (delivery_leases, max_concurrent_deliveries across all workers)
+ * is taken with the claim and given back by the statement that records the attempt.
+ *
  * Room left for what comes later:
- * - per-tenant concurrency caps wrap `send` (between claim and request; see `sendAttempt`);
  * - a per-webhook FIFO mode enqueues with graphile-worker's `queue_name` = the webhook id, so
  *   one delivery per webhook runs at a time, in order; the task itself does not change;
  * - payload filters on subscriptions act at ingestion (which deliveries exist), not here.
@@ -42,6 +44,8 @@ export interface DeliveryEngineDeps {
   logger: Logger;
   metrics: Metrics;
   httpClient: HttpClient;
+  /** Who holds this process's delivery leases (a heartbeat-registered id, see worker-heartbeat). */
+  leaseOwner: string;
   /** Told when a retry is due soon, so the worker can wake up for it before its next poll. */
   onRetryScheduled?: (runAt: Date) => void;
 }
@@ -61,6 +65,8 @@ export type DeliveryOutcome =
   | 'superseded'
   /** A graceful stop cut the request short; the same attempt is queued again. */
   | 'handed_back'
+  /** The tenant is at max_concurrent_deliveries: the same attempt is queued again shortly. */
+  | 'throttled'
   | 'invalid_payload';
 
 /** Thrown when a graceful stop cut a request short and it could not be queued again. */
@@ -72,6 +78,10 @@ export class AttemptInterruptedError extends Error {
 }
 
 class ClaimLostError extends Error {}
+
+/** How long an attempt over its tenant's concurrency cap waits before it tries again. */
+const THROTTLE_MIN_MS = 250;
+const THROTTLE_JITTER_MS = 500;
 
 export function parseDeliverPayload(raw: unknown): DeliverJobPayload | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
@@ -85,7 +95,7 @@ export function parseDeliverPayload(raw: unknown): DeliverJobPayload | undefined
 export async function deliverWebhook(
   deps: DeliveryEngineDeps,
   rawPayload: unknown,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal; priority?: number } = {},
 ): Promise<DeliveryOutcome> {
   const job = parseDeliverPayload(rawPayload);
   if (!job) {
@@ -93,7 +103,8 @@ export async function deliverWebhook(
     return 'invalid_payload';
   }
 
-  const claim = await claimAttempt(deps.db, job.delivery_id, job.attempt);
+  const priority = options.priority ?? 0;
+  const claim = await claimAttempt(deps.db, job.delivery_id, job.attempt, deps.leaseOwner);
   if (!claim) {
     deps.logger.debug('stale deliver job ignored', { delivery_id: job.delivery_id, attempt: job.attempt });
     return 'stale';
@@ -102,6 +113,25 @@ export async function deliverWebhook(
     await pauseClaimedDelivery(deps.db, claim);
     deps.logger.info('delivery paused: webhook disabled', logFields(claim, job.attempt));
     return 'paused';
+  }
+  if (!claim.leased) {
+    // Over the tenant's cap: the attempt waits its turn (the claim stays, the re-run reclaims it).
+    // Its priority is kept, so the tenant's place relative to others does not change.
+    await enqueueDeliveries(deps.db, [
+      {
+        deliveryId: claim.id,
+        attempt: job.attempt,
+        runAt: new Date(Date.now() + THROTTLE_MIN_MS + Math.random() * THROTTLE_JITTER_MS),
+        priority,
+        ...(job.traceparent ? { traceparent: job.traceparent } : {}),
+      },
+    ]);
+    deps.metrics.rateLimited.inc({ limit: 'concurrent_deliveries' });
+    deps.logger.debug(
+      'delivery throttled: tenant at max_concurrent_deliveries',
+      logFields(claim, job.attempt),
+    );
+    return 'throttled';
   }
 
   const result = await sendAttempt(deps, claim, options.signal);
@@ -113,6 +143,7 @@ export async function deliverWebhook(
       {
         deliveryId: claim.id,
         attempt: job.attempt,
+        priority,
         ...(job.traceparent ? { traceparent: job.traceparent } : {}),
       },
     ]).catch((err: unknown) => {
@@ -133,7 +164,7 @@ export async function deliverWebhook(
     responseHeaders: result.responseHeaders,
   };
 
-  const owned = await commitAttempt(deps, claim, job, attempt, state, outcome, result.error);
+  const owned = await commitAttempt(deps, claim, job, priority, attempt, state, outcome, result.error);
   if (!owned) {
     deps.logger.warn('delivery attempt superseded by another run; result dropped', {
       ...logFields(claim, job.attempt),
@@ -157,6 +188,7 @@ async function commitAttempt(
   deps: DeliveryEngineDeps,
   claim: ClaimedDelivery,
   job: DeliverJobPayload,
+  priority: number,
   attempt: AttemptRecord,
   state: FinalState,
   outcome: DeliveryOutcome,
@@ -177,6 +209,7 @@ async function commitAttempt(
             deliveryId: claim.id,
             attempt: job.attempt + 1,
             runAt: state.nextAttemptAt,
+            priority,
             ...(job.traceparent ? { traceparent: job.traceparent } : {}),
           },
         ]);
@@ -198,10 +231,7 @@ async function commitAttempt(
   }
 }
 
-/**
- * The request itself. A per-tenant concurrency cap belongs around this call: take a slot
- * before, give it back after, so the slot covers exactly the time a request is in flight.
- */
+/** The request itself, made while the delivery holds its tenant's in-flight slot. */
 async function sendAttempt(
   deps: DeliveryEngineDeps,
   claim: ClaimedDelivery,

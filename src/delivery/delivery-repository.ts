@@ -27,6 +27,11 @@ export interface ClaimedDelivery {
   event_type: string;
   payload: unknown;
   event_created_at: Date;
+  /**
+   * Whether the claim also took one of the tenant's in-flight slots (delivery_leases). False
+   * when the tenant is at max_concurrent_deliveries (or the webhook is disabled): no request.
+   */
+  leased: boolean;
 }
 
 /**
@@ -43,6 +48,7 @@ export async function claimAttempt(
   db: Kysely<Database>,
   deliveryId: string,
   attempt: number,
+  leaseOwner: string,
 ): Promise<ClaimedDelivery | undefined> {
   const { rows } = await sql<ClaimedDelivery>`
     with claimed as (
@@ -56,7 +62,9 @@ export async function claimAttempt(
     select c.id, c.event_id, c.webhook_id, c.tenant_id, c.updated_at::text as claim_token,
            w.url, w.secret, w.previous_secret, w.previous_secret_expires_at, w.timeout_ms,
            w.enabled as webhook_enabled, w.failing_since,
-           e.type as event_type, e.payload, e.created_at as event_created_at
+           e.type as event_type, e.payload, e.created_at as event_created_at,
+           -- The tenant's in-flight slot (max_concurrent_deliveries), taken in the same round trip.
+           case when w.enabled then acquire_delivery_lease(c.tenant_id, c.id, ${leaseOwner}) else false end as leased
       from claimed c
       join webhooks w on w.id = c.webhook_id
       join events e on e.id = c.event_id
@@ -118,6 +126,8 @@ export async function finishAttempt(
          and status = 'pending'
          and updated_at = ${claim.claim_token}::timestamptz
       returning id
+    ), released as (
+      delete from delivery_leases where delivery_id = (select id from finished)
     ), recorded as (
       insert into delivery_attempts
         (delivery_id, attempt_number, status_code, error, duration_ms, response_body, response_headers)

@@ -13,8 +13,11 @@ import type { Logger } from '../observability/logger.js';
 
 export interface HeartbeatOptions {
   db: Kysely<Database>;
-  /** graphile-worker's pool id: what it writes in `locked_by`. */
-  workerId: string;
+  /**
+   * Every id this process's work carries: what graphile-worker writes in `locked_by` (its pool's
+   * and its workers' ids, known only once they start) and the owner of our delivery leases.
+   */
+  workerIds: () => string[];
   staleAfterMs: number;
   logger: Logger;
 }
@@ -24,10 +27,11 @@ export interface Heartbeat {
   stop(): Promise<void>;
 }
 
-export async function beat(db: Kysely<Database>, workerId: string): Promise<void> {
+export async function beat(db: Kysely<Database>, workerIds: readonly string[]): Promise<void> {
+  if (workerIds.length === 0) return;
   await sql`
     insert into worker_heartbeats (worker_id, hostname, pid)
-    values (${workerId}, ${os.hostname()}, ${process.pid})
+    select unnest(${workerIds}::text[]), ${os.hostname()}, ${process.pid}
     on conflict (worker_id) do update set last_seen_at = now()
   `.execute(db);
 }
@@ -67,14 +71,12 @@ export async function sweepStaleWorkers(db: Kysely<Database>, staleAfterMs: numb
 
 /** Beats every staleness/6 (5 s by default) and sweeps every staleness/3, at a random offset per process. */
 export async function startHeartbeat(options: HeartbeatOptions): Promise<Heartbeat> {
-  const { db, workerId, staleAfterMs, logger } = options;
-  await beat(db, workerId);
+  const { db, workerIds, staleAfterMs, logger } = options;
+  await beat(db, workerIds());
   const beatEvery = Math.max(200, Math.floor(staleAfterMs / 6));
   const sweepEvery = Math.max(500, Math.floor(staleAfterMs / 3));
   const beatTimer = setInterval(() => {
-    beat(db, workerId).catch((err: Error) =>
-      logger.warn('heartbeat failed', { worker_id: workerId, err: err.message }),
-    );
+    beat(db, workerIds()).catch((err: Error) => logger.warn('heartbeat failed', { err: err.message }));
   }, beatEvery);
   const sweep = () =>
     sweepStaleWorkers(db, staleAfterMs).then(
@@ -91,7 +93,7 @@ export async function startHeartbeat(options: HeartbeatOptions): Promise<Heartbe
     async stop() {
       clearInterval(beatTimer);
       clearInterval(sweepTimer);
-      await sql`delete from worker_heartbeats where worker_id = ${workerId}`
+      await sql`delete from worker_heartbeats where worker_id = any(${workerIds()}::text[])`
         .execute(db)
         .catch(() => undefined);
     },

@@ -6,7 +6,9 @@
  * for jobs that became due. A retry due sooner than a few polls away gets a wake-up NOTIFY at
  * its time, so short delays are kept to within milliseconds rather than a poll interval.
  */
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import os from 'node:os';
 import { Logger as WorkerLogger, run, type Runner, type Task, type WorkerEvents } from 'graphile-worker';
 import type pg from 'pg';
 import type { Config } from '../config.js';
@@ -16,6 +18,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { deliverWebhook, type DeliveryEngineDeps } from './deliver-webhook.js';
 import { DELIVER_TASK } from './enqueue.js';
 import { createHttpClient } from './http-client.js';
+import { startHeartbeat, type Heartbeat } from './worker-heartbeat.js';
 
 export interface WorkerDeps {
   config: Readonly<Config>;
@@ -49,7 +52,10 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
     onBlocked: (stage) => deps.metrics.ssrfBlocks.inc({ stage }),
   });
   const wakeUps = createWakeUps(deps);
+  // Owner of this process's delivery leases; heartbeat-registered with graphile-worker's ids.
+  const leaseOwner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const engine: DeliveryEngineDeps = {
+    leaseOwner,
     config: deps.config,
     db: deps.db,
     logger: deps.logger,
@@ -60,7 +66,7 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
   const deliver: Task = async (payload, helpers) => {
     // helpers.abortSignal fires when a graceful stop has waited `gracefulShutdownAbortTimeout`:
     // a request still running then is cut short and its job handed back.
-    await deliverWebhook(engine, payload, { signal: helpers.abortSignal });
+    await deliverWebhook(engine, payload, { signal: helpers.abortSignal, priority: helpers.job.priority });
   };
 
   const events: WorkerEvents = new EventEmitter();
@@ -69,6 +75,7 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
   events.on('worker:create', ({ worker }) => lockOwners.add(worker.workerId));
 
   let runner: Runner;
+  let heartbeat: Heartbeat | undefined;
   try {
     runner = await run({
       pgPool: deps.pool,
@@ -90,6 +97,12 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
         },
       },
     });
+    heartbeat = await startHeartbeat({
+      db: deps.db,
+      workerIds: () => [leaseOwner, ...lockOwners],
+      staleAfterMs: deps.config.workerStaleAfterMs,
+      logger: deps.logger,
+    });
   } catch (err) {
     wakeUps.stop();
     httpClient.close();
@@ -104,6 +117,8 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
         await runner.stop();
       } finally {
         httpClient.close();
+        // Last: until the runner has stopped, our jobs and leases must not look abandoned.
+        await heartbeat?.stop();
       }
     },
   };

@@ -39,6 +39,7 @@ function engine(retryScheduleSeconds: number[]): DeliveryEngineDeps {
     logger: createLogger('error'),
     metrics: createMetrics({ defaultMetrics: false }),
     httpClient,
+    leaseOwner: 'test-worker',
   };
 }
 

@@ -327,6 +327,7 @@ describe('graceful stop', () => {
           const outcome = await deliverWebhook(
             {
               config: { retryScheduleSeconds: [600], deliveryTimeoutMs: 5000 },
+              leaseOwner: 'test-worker',
               db: handle.db,
               logger: createLogger('error'),
               metrics: createMetrics({ defaultMetrics: false }),

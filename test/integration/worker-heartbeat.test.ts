@@ -34,11 +34,11 @@ async function lockOf(id: string): Promise<string | null> {
 
 it('releases the jobs of a worker whose heartbeat is stale, and keeps a live worker’s', async () => {
   const db = ctx.handle.db;
-  await beat(db, 'dead-worker');
+  await beat(db, ['dead-worker']);
   await sql`update worker_heartbeats set last_seen_at = now() - interval '5 minutes' where worker_id = 'dead-worker'`.execute(
     db,
   );
-  await beat(db, 'live-worker');
+  await beat(db, ['live-worker']);
   const deadJob = await lockedJob('delivery:a', 'dead-worker', 120);
   const liveJob = await lockedJob('delivery:b', 'live-worker', 120);
 
