@@ -27,6 +27,7 @@ export interface CreatedDelivery {
   id: string;
   event_id: string;
   webhook_id: string;
+  tenant_id: string;
 }
 
 /** One multi-row insert, whatever the number of events. */
@@ -61,7 +62,7 @@ export async function insertMatchingDeliveries(
     from json_to_recordset(${JSON.stringify(rows)}::json) as e(id uuid, tenant_id text, filters text[])
     join webhooks w on w.tenant_id = e.tenant_id and w.enabled and w.event_types && e.filters
     order by e.id, w.created_at, w.id
-    returning id, event_id, webhook_id
+    returning id, event_id, webhook_id, tenant_id
   `.execute(db);
   return result.rows;
 }

@@ -63,7 +63,7 @@ export async function storeEvents(db: Db, events: readonly NewEvent[]): Promise<
   const deliveries = await insertMatchingDeliveries(db, events);
   await enqueueDeliveries(
     db,
-    deliveries.map((d) => ({ deliveryId: d.id, attempt: 1, priority: 0 })),
+    deliveries.map((d) => ({ deliveryId: d.id, attempt: 1, tenantId: d.tenant_id })),
   );
   const byEvent = new Map<string, string[]>(events.map((e) => [e.id, []]));
   for (const d of deliveries) byEvent.get(d.event_id)!.push(d.id);
