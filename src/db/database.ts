@@ -8,7 +8,12 @@ import type {
 } from '../delivery/delivery.table.js';
 import type { DlqTable } from '../dlq/dlq.table.js';
 import type { EventTable, IdempotencyKeyTable } from '../events/event.table.js';
-import type { DeliveryLeaseTable, EventRateWindowTable, QuotaTable, TenantTable } from '../tenancy/tenancy.table.js';
+import type {
+  DeliveryLeaseTable,
+  EventRateWindowTable,
+  QuotaTable,
+  TenantTable,
+} from '../tenancy/tenancy.table.js';
 import type { WebhookTable } from '../webhooks/webhook.table.js';
 
 /** The service's tables, as Kysely sees them. test/integration/schema.test.ts keeps this in step with the database. */
