@@ -11,6 +11,7 @@ import { actorOf, writeAudit } from '../audit/audit-repository.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
 import { notFound } from '../errors.js';
+import { resumePausedDeliveries } from '../delivery/delivery-repository.js';
 import { ensureTenant } from '../tenancy/tenant-repository.js';
 import type {
   CreateWebhookBody,
@@ -205,9 +206,14 @@ export function createWebhookService(deps: {
           });
         }
         const after = await updateWebhook(trx, id, changes);
+        // Deliveries that waited while it was disabled go out again, committed with the change.
+        const resumed = changes.enabled === true ? await resumePausedDeliveries(trx, id) : 0;
         await writeAudit(
           trx,
-          audit(caller, after, 'webhook.updated', { changes: differences(before, after) }),
+          audit(caller, after, 'webhook.updated', {
+            changes: differences(before, after),
+            ...(resumed > 0 ? { resumed_deliveries: resumed } : {}),
+          }),
         );
         return toWebhookView(after);
       });

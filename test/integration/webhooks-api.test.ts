@@ -316,6 +316,41 @@ describe('GET, PATCH, DELETE /webhooks/:id', () => {
     });
   });
 
+  it('re-enabling queues the deliveries that were paused meanwhile, in the same transaction', async () => {
+    const created = await createWebhook({ url: 'https://example.com/paused', event_types: ['p.*'] });
+    const emitted = await svc.call('POST', '/events', { token: acme, body: { type: 'p.one', payload: {} } });
+    const { id: deliveryId } = await db()
+      .selectFrom('deliveries')
+      .select('id')
+      .where('event_id', '=', emitted.body.event_id)
+      .where('webhook_id', '=', created.id)
+      .executeTakeFirstOrThrow();
+    await svc.call('PATCH', `/webhooks/${created.id}`, { token: acme, body: { enabled: false } });
+    // What the delivery side does when it meets a disabled webhook: the delivery waits, its job is done.
+    await sql`update deliveries set status = 'paused' where id = ${deliveryId}`.execute(db());
+    await sql`delete from graphile_worker._private_jobs where key = ${`delivery:${deliveryId}`}`.execute(
+      db(),
+    );
+
+    const on = await svc.call('PATCH', `/webhooks/${created.id}`, { token: acme, body: { enabled: true } });
+    expect(on.status).toBe(200);
+    const delivery = await db()
+      .selectFrom('deliveries')
+      .select('status')
+      .where('id', '=', deliveryId)
+      .executeTakeFirst();
+    expect(delivery?.status).toBe('pending');
+    const jobs = await sql<{
+      payload: any;
+    }>`select payload from graphile_worker._private_jobs where key = ${`delivery:${deliveryId}`}`.execute(
+      db(),
+    );
+    expect(jobs.rows.map((j) => j.payload)).toEqual([
+      expect.objectContaining({ delivery_id: deliveryId, attempt: 1 }),
+    ]);
+    expect((await auditRows(created.id)).at(-1)?.details).toMatchObject({ resumed_deliveries: 1 });
+  });
+
   it('DELETE answers 204, then the webhook is gone, and the deletion is audited', async () => {
     const created = await createWebhook({ url: 'https://example.com/d', event_types: ['a'] });
     const res = await svc.call('DELETE', `/webhooks/${created.id}`, {
