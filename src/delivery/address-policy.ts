@@ -31,7 +31,8 @@ export function checkAddress(ip: string, allowlist: readonly Cidr[]): AddressVer
   // process() turns ::ffff:a.b.c.d into a.b.c.d so that the IPv4 rules apply to it.
   const address = ipaddr.process(bare);
   const range = address.range();
-  const allowed = range === 'unicast' || inAllowlist(address, allowlist) || inAllowlist(ipaddr.parse(bare), allowlist);
+  const allowed =
+    range === 'unicast' || inAllowlist(address, allowlist) || inAllowlist(ipaddr.parse(bare), allowlist);
   return { allowed, range, address: address.toString() };
 }
 
@@ -41,7 +42,8 @@ export function checkAddress(ip: string, allowlist: readonly Cidr[]): AddressVer
  */
 export function literalIpOf(hostname: string): string | undefined {
   const bare = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
-  if (ipaddr.IPv4.isValidFourPartDecimal(bare) || (bare.includes(':') && ipaddr.IPv6.isValid(bare))) return bare;
+  if (ipaddr.IPv4.isValidFourPartDecimal(bare) || (bare.includes(':') && ipaddr.IPv6.isValid(bare)))
+    return bare;
   return undefined;
 }
 
