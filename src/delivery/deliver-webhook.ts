@@ -37,6 +37,7 @@ import {
 import { enqueueDeliveries, type DeliverJobPayload } from './enqueue.js';
 import type { AttemptResult, HttpClient } from './http-client.js';
 import { decideAfterFailure } from './retry-policy.js';
+import type { LocalSlots } from '../tenancy/local-slots.js';
 
 export interface DeliveryEngineDeps {
   config: Pick<Readonly<Config>, 'retryScheduleSeconds' | 'deliveryTimeoutMs'>;
@@ -46,6 +47,8 @@ export interface DeliveryEngineDeps {
   httpClient: HttpClient;
   /** Who holds this process's delivery leases (a heartbeat-registered id, see worker-heartbeat). */
   leaseOwner: string;
+  /** This process's delivery slots, shared fairly between tenants (see tenancy/local-slots). */
+  slots?: LocalSlots;
   /** Told when a retry is due soon, so the worker can wake up for it before its next poll. */
   onRetryScheduled?: (runAt: Date) => void;
 }
@@ -85,11 +88,31 @@ const THROTTLE_JITTER_MS = 500;
 
 export function parseDeliverPayload(raw: unknown): DeliverJobPayload | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
-  const { delivery_id, attempt, traceparent } = raw as Record<string, unknown>;
+  const { delivery_id, attempt, tenant_id, traceparent } = raw as Record<string, unknown>;
   if (typeof delivery_id !== 'string' || !/^[0-9a-f-]{36}$/i.test(delivery_id)) return undefined;
   if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1) return undefined;
+  if (tenant_id !== undefined && typeof tenant_id !== 'string') return undefined;
   if (traceparent !== undefined && typeof traceparent !== 'string') return undefined;
-  return { delivery_id, attempt, ...(traceparent !== undefined ? { traceparent } : {}) };
+  return {
+    delivery_id,
+    attempt,
+    ...(tenant_id !== undefined ? { tenant_id } : {}),
+    ...(traceparent !== undefined ? { traceparent } : {}),
+  };
+}
+
+/** The same job again, a little later, keeping its priority (the tenant's place relative to others). */
+async function queueAgainShortly(deps: DeliveryEngineDeps, job: DeliverJobPayload, priority: number) {
+  await enqueueDeliveries(deps.db, [
+    {
+      deliveryId: job.delivery_id,
+      attempt: job.attempt,
+      runAt: new Date(Date.now() + THROTTLE_MIN_MS + Math.random() * THROTTLE_JITTER_MS),
+      priority,
+      ...(job.tenant_id ? { tenantId: job.tenant_id } : {}),
+      ...(job.traceparent ? { traceparent: job.traceparent } : {}),
+    },
+  ]);
 }
 
 export async function deliverWebhook(
@@ -104,6 +127,26 @@ export async function deliverWebhook(
   }
 
   const priority = options.priority ?? 0;
+  const tenantSlot = job.tenant_id;
+  if (tenantSlot !== undefined && deps.slots && !deps.slots.tryTake(tenantSlot)) {
+    // This tenant already has its fair share of this process's slots: nothing claimed, try later.
+    await queueAgainShortly(deps, job, priority);
+    deps.metrics.rateLimited.inc({ limit: 'worker_share' });
+    return 'throttled';
+  }
+  try {
+    return await deliverClaimed(deps, job, priority, options.signal);
+  } finally {
+    if (tenantSlot !== undefined) deps.slots?.release(tenantSlot);
+  }
+}
+
+async function deliverClaimed(
+  deps: DeliveryEngineDeps,
+  job: DeliverJobPayload,
+  priority: number,
+  signal: AbortSignal | undefined,
+): Promise<DeliveryOutcome> {
   const claim = await claimAttempt(deps.db, job.delivery_id, job.attempt, deps.leaseOwner);
   if (!claim) {
     deps.logger.debug('stale deliver job ignored', { delivery_id: job.delivery_id, attempt: job.attempt });
@@ -116,16 +159,7 @@ export async function deliverWebhook(
   }
   if (!claim.leased) {
     // Over the tenant's cap: the attempt waits its turn (the claim stays, the re-run reclaims it).
-    // Its priority is kept, so the tenant's place relative to others does not change.
-    await enqueueDeliveries(deps.db, [
-      {
-        deliveryId: claim.id,
-        attempt: job.attempt,
-        runAt: new Date(Date.now() + THROTTLE_MIN_MS + Math.random() * THROTTLE_JITTER_MS),
-        priority,
-        ...(job.traceparent ? { traceparent: job.traceparent } : {}),
-      },
-    ]);
+    await queueAgainShortly(deps, job, priority);
     deps.metrics.rateLimited.inc({ limit: 'concurrent_deliveries' });
     deps.logger.debug(
       'delivery throttled: tenant at max_concurrent_deliveries',
@@ -134,7 +168,7 @@ export async function deliverWebhook(
     return 'throttled';
   }
 
-  const result = await sendAttempt(deps, claim, options.signal);
+  const result = await sendAttempt(deps, claim, signal);
   if (result.interrupted) {
     // The process is stopping: queue the same attempt again for whichever worker is next (the
     // claim stays, and the new job reclaims it). Should that fail, the throw lets
@@ -144,6 +178,7 @@ export async function deliverWebhook(
         deliveryId: claim.id,
         attempt: job.attempt,
         priority,
+        tenantId: claim.tenant_id,
         ...(job.traceparent ? { traceparent: job.traceparent } : {}),
       },
     ]).catch((err: unknown) => {
@@ -210,6 +245,7 @@ async function commitAttempt(
             attempt: job.attempt + 1,
             runAt: state.nextAttemptAt,
             priority,
+            tenantId: claim.tenant_id,
             ...(job.traceparent ? { traceparent: job.traceparent } : {}),
           },
         ]);

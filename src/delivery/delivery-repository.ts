@@ -190,17 +190,17 @@ export async function disableGoneWebhook(
  * is in flight" to `claimAttempt`.
  */
 export async function resumePausedDeliveries(db: Kysely<Database>, webhookId: string): Promise<number> {
-  const { rows } = await sql<{ id: string; attempt_count: number }>`
+  const { rows } = await sql<{ id: string; attempt_count: number; tenant_id: string }>`
     update deliveries
        set status = case when attempt_count = 0 then 'pending' else 'failed' end,
            next_attempt_at = case when attempt_count = 0 then null else now() end,
            updated_at = now()
      where webhook_id = ${webhookId} and status = 'paused'
-    returning id, attempt_count
+    returning id, attempt_count, tenant_id
   `.execute(db);
   await enqueueDeliveries(
     db,
-    rows.map((row) => ({ deliveryId: row.id, attempt: row.attempt_count + 1 })),
+    rows.map((row) => ({ deliveryId: row.id, attempt: row.attempt_count + 1, tenantId: row.tenant_id })),
   );
   return rows.length;
 }

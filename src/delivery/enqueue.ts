@@ -16,6 +16,8 @@ export interface DeliverJobPayload {
   delivery_id: string;
   /** The attempt number this job makes (1 for the first); a job whose number is stale does nothing. */
   attempt: number;
+  /** The delivery's tenant, when the writer knew it: lets a worker apply its fair share before claiming. */
+  tenant_id?: string;
   /** W3C traceparent of the request that caused it, so one trace spans ingest → delivery. */
   traceparent?: string;
 }
@@ -83,6 +85,7 @@ export async function enqueueDeliveries(db: Kysely<Database>, jobs: readonly Del
     payload: {
       delivery_id: job.deliveryId,
       attempt: job.attempt,
+      ...(job.tenantId ? { tenant_id: job.tenantId } : {}),
       ...(job.traceparent ? { traceparent: job.traceparent } : {}),
     } satisfies DeliverJobPayload,
     run_at: job.runAt?.toISOString() ?? null,

@@ -19,6 +19,7 @@ import { deliverWebhook, type DeliveryEngineDeps } from './deliver-webhook.js';
 import { DELIVER_TASK } from './enqueue.js';
 import { createHttpClient } from './http-client.js';
 import { startHeartbeat, type Heartbeat } from './worker-heartbeat.js';
+import { createLocalSlots } from '../tenancy/local-slots.js';
 
 export interface WorkerDeps {
   config: Readonly<Config>;
@@ -56,6 +57,7 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
   const leaseOwner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const engine: DeliveryEngineDeps = {
     leaseOwner,
+    slots: createLocalSlots(concurrency),
     config: deps.config,
     db: deps.db,
     logger: deps.logger,

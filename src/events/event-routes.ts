@@ -16,7 +16,7 @@ import {
   type ListEventsQuery,
 } from './event-schemas.js';
 import { createEventService } from './event-service.js';
-import { createIngestionService, type IngestionService } from './ingestion-service.js';
+import { createIngestionService, rateLimitHeaders, type IngestionService } from './ingestion-service.js';
 import { nestsDeeperThan } from './payload-depth.js';
 
 const validateCreate = bodyValidator<CreateEventBody>(createEventSchema);
@@ -54,13 +54,14 @@ export function eventRoutes(deps: ApiDeps, options: { ingestion?: IngestionServi
         details: [{ field: '/payload', message: `must not nest deeper than ${MAX_PAYLOAD_DEPTH} levels` }],
       });
     }
-    const { replayed, ...answer } = await ingestion.ingest({
+    const { replayed, rateLimit, ...answer } = await ingestion.ingest({
       tenantId,
       type: body.type,
       payload: body.payload,
       ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
     });
     if (replayed) ctx.set('Idempotent-Replayed', 'true');
+    if (rateLimit) ctx.set(rateLimitHeaders(rateLimit));
     ctx.status = 202;
     ctx.body = answer;
   });

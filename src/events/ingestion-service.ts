@@ -5,11 +5,13 @@
  * holds the key.
  */
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import { enqueueDeliveries } from '../delivery/enqueue.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { admitEvents, type Admission } from '../tenancy/event-rate-limit.js';
 import { ensureTenant } from '../tenancy/tenant-repository.js';
 import {
   claimIdempotencyKey,
@@ -29,12 +31,48 @@ export interface IngestRequest {
   idempotencyKey?: string;
 }
 
+/** The tenant's events-per-second window after this request, for the RateLimit-* headers. */
+export interface RateLimitState {
+  limit: number;
+  remaining: number;
+  resetSeconds: number;
+}
+
 /** The 202 answer; `replayed` when it is the stored first answer for an Idempotency-Key. */
 export interface IngestResult {
   event_id: string;
   webhooks_queued: number;
   delivery_ids: string[];
   replayed: boolean;
+  rateLimit?: RateLimitState;
+}
+
+const rateLimitState = (admission: Admission): RateLimitState => ({
+  limit: admission.limit,
+  remaining: admission.remaining,
+  resetSeconds: admission.resetSeconds,
+});
+
+/** The RateLimit-* header fields (IETF draft names, as GitHub and others send them). */
+export function rateLimitHeaders(state: RateLimitState): Record<string, string> {
+  return {
+    'RateLimit-Limit': String(state.limit),
+    'RateLimit-Remaining': String(state.remaining),
+    'RateLimit-Reset': String(state.resetSeconds),
+  };
+}
+
+function rateLimited(tenantId: string, admission: Admission): AppError {
+  return new AppError(
+    'rate_limited',
+    `Tenant ${tenantId} is over its limit of ${admission.limit} events per second; retry after ${admission.resetSeconds} s.`,
+    {
+      headers: {
+        'Retry-After': String(admission.resetSeconds),
+        ...rateLimitHeaders(rateLimitState(admission)),
+      },
+    },
+  );
 }
 
 export interface IngestionService {
@@ -57,8 +95,73 @@ const toNewEvent = (request: IngestRequest): NewEvent => ({
   filters: filtersMatching(request.type),
 });
 
-/** Inserts the events, their deliveries and their jobs; call inside a transaction. */
-export async function storeEvents(db: Db, events: readonly NewEvent[]): Promise<IngestResult[]> {
+/** Takes from each tenant's events-per-second window; the events it lets through, and the admissions. */
+async function admit(
+  db: Db,
+  candidates: readonly NewEvent[],
+): Promise<{ admitted: NewEvent[]; admissions: Map<string, Admission> }> {
+  const requested = new Map<string, number>();
+  for (const e of candidates) requested.set(e.tenantId, (requested.get(e.tenantId) ?? 0) + 1);
+  const admissions = await admitEvents(db, requested);
+  const left = new Map([...admissions].map(([tenant, a]) => [tenant, a.admitted]));
+  const admitted = candidates.filter((e) => {
+    const n = left.get(e.tenantId) ?? 0;
+    left.set(e.tenantId, n - 1);
+    return n > 0;
+  });
+  return { admitted, admissions };
+}
+
+/** Each candidate's answer: its stored result, or a 429 when the limit refused it (not stored). */
+function answers(
+  candidates: readonly NewEvent[],
+  admissions: Map<string, Admission>,
+  stored: readonly IngestResult[],
+): PromiseSettledResult<IngestResult>[] {
+  const byId = new Map(stored.map((r) => [r.event_id, r]));
+  return candidates.map((e): PromiseSettledResult<IngestResult> => {
+    const admission = admissions.get(e.tenantId)!;
+    const result = byId.get(e.id);
+    return result
+      ? { status: 'fulfilled', value: { ...result, rateLimit: rateLimitState(admission) } }
+      : { status: 'rejected', reason: rateLimited(e.tenantId, admission) };
+  });
+}
+
+/**
+ * Admission in a short transaction of its own, before the events are stored: the tenant's
+ * window row is locked only for that moment, not while a whole batch is written. Its commit
+ * need not wait for the disk (synchronous_commit off): losing the latest counts in a crash only
+ * lets a little more through afterwards. Should storing then fail, the tokens stay spent — the
+ * limit errs on the side of refusing, never of letting more through.
+ */
+async function admitNow(db: Db, candidates: readonly NewEvent[]) {
+  return db.transaction().execute(async (trx) => {
+    await sql`set local synchronous_commit = off`.execute(trx);
+    return admit(trx, candidates);
+  });
+}
+
+/**
+ * Admits and stores in the caller's transaction (the keyed path, one event): a refused event is
+ * not stored, its answer is a 429.
+ */
+export async function storeEvents(
+  db: Db,
+  candidates: readonly NewEvent[],
+): Promise<PromiseSettledResult<IngestResult>[]> {
+  const { admitted, admissions } = await admit(db, candidates);
+  return answers(candidates, admissions, await insertAdmitted(db, admitted));
+}
+
+/** The tenant's window as it stands, without taking from it (for replayed answers). */
+async function currentRateLimit(db: Db, tenantId: string): Promise<RateLimitState | undefined> {
+  const admission = (await admitEvents(db, new Map([[tenantId, 0]]))).get(tenantId);
+  return admission ? rateLimitState(admission) : undefined;
+}
+
+async function insertAdmitted(db: Db, events: readonly NewEvent[]): Promise<IngestResult[]> {
+  if (events.length === 0) return [];
   await insertEvents(db, events);
   const deliveries = await insertMatchingDeliveries(db, events);
   await enqueueDeliveries(
@@ -96,31 +199,38 @@ function asInputError(err: unknown): unknown {
 
 export function createIngestionService(deps: {
   db: Db;
-  metrics: Pick<Metrics, 'eventsIngested'>;
+  metrics: Pick<Metrics, 'eventsIngested' | 'rateLimited'>;
   logger: Logger;
   batching?: Partial<BatchingOptions>;
   onBatch?: GroupCommitOptions<NewEvent, IngestResult>['onBatch'];
 }): IngestionService {
   const { db, metrics, logger } = deps;
 
-  const commitEvents = async (events: NewEvent[]): Promise<IngestResult[]> => {
-    const results = await db.transaction().execute((trx) => storeEvents(trx, events));
-    metrics.eventsIngested.inc(events.length);
+  const commitEvents = async (events: NewEvent[]): Promise<PromiseSettledResult<IngestResult>[]> => {
+    const { admitted, admissions } = await admitNow(db, events);
+    const stored =
+      admitted.length > 0 ? await db.transaction().execute((trx) => insertAdmitted(trx, admitted)) : [];
+    const results = answers(events, admissions, stored);
+    const accepted = results.filter((r) => r.status === 'fulfilled').length;
+    metrics.eventsIngested.inc(accepted);
+    if (accepted < results.length)
+      metrics.rateLimited.inc({ limit: 'events_per_sec' }, results.length - accepted);
     return results;
   };
 
   const committer = createGroupCommitter<NewEvent, IngestResult>({
     ...DEFAULT_BATCHING,
     ...deps.batching,
-    async commitBatch(events) {
-      return (await commitEvents(events)).map((value) => ({ status: 'fulfilled', value }));
-    },
+    commitBatch: commitEvents,
     async commitOne(event) {
+      let settled: PromiseSettledResult<IngestResult>;
       try {
-        return (await commitEvents([event]))[0]!;
+        settled = (await commitEvents([event]))[0]!;
       } catch (err) {
         throw asInputError(err);
       }
+      if (settled.status === 'rejected') throw settled.reason;
+      return settled.value;
     },
     onBatch(report) {
       if (report.fellBack) {
@@ -145,10 +255,12 @@ export function createIngestionService(deps: {
             stored: await findIdempotentResponse(trx, request.tenantId, key),
           };
         }
-        const [result] = await storeEvents(trx, [event]);
-        const { replayed: _, ...answer } = result!;
+        const [settled] = await storeEvents(trx, [event]);
+        // Refused by the rate limit: throwing rolls the key back too, so a later retry may succeed.
+        if (settled!.status === 'rejected') throw settled!.reason;
+        const { replayed: _, rateLimit: __, ...answer } = settled!.value;
         await saveIdempotentResponse(trx, request.tenantId, key, answer);
-        return { kind: 'created' as const, created: result! };
+        return { kind: 'created' as const, created: settled!.value };
       });
       if (outcome.kind === 'created') {
         metrics.eventsIngested.inc(1);
@@ -157,11 +269,13 @@ export function createIngestionService(deps: {
       if (outcome.stored) {
         // Rebuilt field by field: jsonb does not keep the order the first answer had.
         const stored = outcome.stored as Omit<IngestResult, 'replayed'>;
+        const rateLimit = await currentRateLimit(db, request.tenantId);
         return {
           event_id: stored.event_id,
           webhooks_queued: stored.webhooks_queued,
           delivery_ids: stored.delivery_ids,
           replayed: true,
+          ...(rateLimit ? { rateLimit } : {}),
         };
       }
       // The row went away between the claim and the read (expired and purged): claim again.

@@ -190,6 +190,8 @@ describe('group commit', () => {
     const tenant = await svc.token('burst');
     await createWebhook(tenant, { event_types: ['burst.*'] });
     await createWebhook(tenant, { event_types: ['burst.even'] });
+    // Above the default 100 events/s, so that the limit does not refuse any of the burst.
+    await sql`update quotas set max_events_per_sec = 10000 where tenant_id = 'burst'`.execute(db());
     const before = await ingested();
     const n = 120;
     const responses = await Promise.all(
