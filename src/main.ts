@@ -1,7 +1,20 @@
-/** Entry point: `node dist/main.js` (and `npm start`). */
-import { ConfigError, parseConfig, type Config } from './config.js';
-import { signToken } from './api/auth.js';
-import { startService } from './service.js';
+/**
+ * Entry point: `node dist/main.js` (and `npm start`). Tracing starts first, and everything else
+ * is imported only after it (dynamic imports below): the instrumentation patches `koa`, `pg` and
+ * `node:http` as they are loaded, and cannot patch what is loaded before it.
+ */
+import type { Config } from './config.js';
+import { startTracing } from './observability/tracing.js';
+
+const tracing = await startTracing().catch((err: Error) => {
+  // Traces are an aid, not a duty: a bad OTEL_* setting must not keep the service down.
+  process.stderr.write(`Tracing not started: ${err.message}\n`);
+  return undefined;
+});
+
+const { ConfigError, parseConfig } = await import('./config.js');
+const { signToken } = await import('./api/auth.js');
+const { startService } = await import('./service.js');
 
 let config: Readonly<Config>;
 try {
@@ -49,10 +62,16 @@ const stop = (signal: string) => {
     process.exit(1);
   }, config.shutdownTimeoutMs + 30_000);
   deadline.unref();
-  service.stop().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  );
+  service
+    .stop()
+    .then(async () => {
+      // Spans still batched in memory are sent before the process ends.
+      await tracing?.shutdown().catch(() => undefined);
+    })
+    .then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
 };
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));

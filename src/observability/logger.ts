@@ -1,8 +1,9 @@
 /**
- * JSON lines on stdout: `level`, `msg`, `time`, and whatever fields a call adds. Never log a
- * secret, a signature, a token or a payload.
+ * JSON lines on stdout: `level`, `msg`, `time`, whatever fields a call adds, and `trace_id` and
+ * `span_id` when a span is active. Never log a secret, a signature, a token or a payload.
  */
 import winston from 'winston';
+import { activeTraceIds } from './trace-context.js';
 
 export type Logger = winston.Logger;
 
@@ -11,8 +12,26 @@ const rename = winston.format((info) => {
   return { ...rest, msg: message, time: timestamp } as unknown as winston.Logform.TransformableInfo;
 });
 
+type Write = (chunk: unknown, ...rest: unknown[]) => boolean;
+
+/**
+ * Every log call (`info`, `log`, child loggers) ends in `logger.write(info)`. The trace ids are
+ * added there, at the call, because winston may run its formats later, after the stream has
+ * buffered the entry (under backpressure), when the caller's span is no longer the active one.
+ */
+function addTraceIdsAtCall(logger: Logger): void {
+  const write = logger.write.bind(logger) as Write;
+  (logger as unknown as { write: Write }).write = (chunk, ...rest) => {
+    if (typeof chunk === 'object' && chunk !== null && !('trace_id' in chunk)) {
+      const ids = activeTraceIds();
+      if (ids) Object.assign(chunk, ids);
+    }
+    return write(chunk, ...rest);
+  };
+}
+
 export function createLogger(level: string, options: { stream?: NodeJS.WritableStream } = {}): Logger {
-  return winston.createLogger({
+  const logger = winston.createLogger({
     level,
     format: winston.format.combine(
       winston.format.timestamp(),
@@ -26,4 +45,6 @@ export function createLogger(level: string, options: { stream?: NodeJS.WritableS
         : new winston.transports.Console(),
     ],
   });
+  addTraceIdsAtCall(logger);
+  return logger;
 }
