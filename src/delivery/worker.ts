@@ -15,7 +15,8 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { deliverWebhook, type DeliveryEngineDeps } from './deliver-webhook.js';
+import { inSpanFromTraceparent } from '../observability/trace-context.js';
+import { deliverWebhook, parseDeliverPayload, type DeliveryEngineDeps } from './deliver-webhook.js';
 import { DELIVER_TASK } from './enqueue.js';
 import { createHttpClient } from './http-client.js';
 import { startHeartbeat, type Heartbeat } from './worker-heartbeat.js';
@@ -66,9 +67,23 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
     onRetryScheduled: wakeUps.schedule,
   };
   const deliver: Task = async (payload, helpers) => {
-    // helpers.abortSignal fires when a graceful stop has waited `gracefulShutdownAbortTimeout`:
-    // a request still running then is cut short and its job handed back.
-    await deliverWebhook(engine, payload, { signal: helpers.abortSignal, priority: helpers.job.priority });
+    // One span per attempt, a child of the request that queued it (the payload's traceparent):
+    // its queries and the outbound request join the same trace.
+    const job = parseDeliverPayload(payload);
+    const attributes = {
+      'hookrelay.delivery_id': job?.delivery_id ?? '',
+      'hookrelay.attempt': job?.attempt ?? 0,
+      'graphile_worker.job_id': helpers.job.id,
+    };
+    await inSpanFromTraceparent('deliver webhook', job?.traceparent, attributes, async (span) => {
+      // helpers.abortSignal fires when a graceful stop has waited `gracefulShutdownAbortTimeout`:
+      // a request still running then is cut short and its job handed back.
+      const outcome = await deliverWebhook(engine, payload, {
+        signal: helpers.abortSignal,
+        priority: helpers.job.priority,
+      });
+      span.setAttribute('hookrelay.outcome', outcome);
+    });
   };
 
   const events: WorkerEvents = new EventEmitter();

@@ -21,6 +21,8 @@ export interface NewEvent {
   idempotencyKey: string | null;
   /** `event_types` entries that match `type` (see event-type-match.ts). */
   filters: string[];
+  /** W3C traceparent of the request that sent it, carried into its deliveries' jobs (not stored). */
+  traceparent?: string;
 }
 
 export interface CreatedDelivery {

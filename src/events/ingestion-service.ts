@@ -10,6 +10,7 @@ import type { Db } from '../db/database.js';
 import { enqueueDeliveries } from '../delivery/enqueue.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { currentTraceparent } from '../observability/trace-context.js';
 import type { Metrics } from '../observability/metrics.js';
 import { admitEvents, type Admission } from '../tenancy/event-rate-limit.js';
 import { ensureTenant } from '../tenancy/tenant-repository.js';
@@ -86,6 +87,8 @@ export type BatchingOptions = Pick<
 
 export const DEFAULT_BATCHING: BatchingOptions = { maxBatchSize: 200, maxWaitMs: 1, maxConcurrentBatches: 4 };
 
+const withTraceparent = (traceparent: string | undefined) => (traceparent ? { traceparent } : {});
+
 const toNewEvent = (request: IngestRequest): NewEvent => ({
   id: randomUUID(),
   tenantId: request.tenantId,
@@ -93,6 +96,8 @@ const toNewEvent = (request: IngestRequest): NewEvent => ({
   payload: request.payload,
   idempotencyKey: request.idempotencyKey ?? null,
   filters: filtersMatching(request.type),
+  // Each request its own, though a batch of them commits in one transaction.
+  ...withTraceparent(currentTraceparent()),
 });
 
 /** Takes from each tenant's events-per-second window; the events it lets through, and the admissions. */
@@ -164,9 +169,15 @@ async function insertAdmitted(db: Db, events: readonly NewEvent[]): Promise<Inge
   if (events.length === 0) return [];
   await insertEvents(db, events);
   const deliveries = await insertMatchingDeliveries(db, events);
+  const traceparents = new Map(events.map((e) => [e.id, e.traceparent]));
   await enqueueDeliveries(
     db,
-    deliveries.map((d) => ({ deliveryId: d.id, attempt: 1, tenantId: d.tenant_id })),
+    deliveries.map((d) => ({
+      deliveryId: d.id,
+      attempt: 1,
+      tenantId: d.tenant_id,
+      ...withTraceparent(traceparents.get(d.event_id)),
+    })),
   );
   const byEvent = new Map<string, string[]>(events.map((e) => [e.id, []]));
   for (const d of deliveries) byEvent.get(d.event_id)!.push(d.id);
