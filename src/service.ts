@@ -13,6 +13,8 @@ import { migrate } from './db/migrate.js';
 import { startDeliveryWorker, type DeliveryWorker } from './delivery/worker.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import { startMetricsServer } from './observability/metrics-server.js';
+import { startQueueGauges, type QueueGauges } from './observability/queue-gauges.js';
 
 export interface Service {
   /** Base URL of the API, when this process serves it. */
@@ -25,6 +27,10 @@ export interface Service {
   database: DatabaseHandle;
   /** The delivery worker, when this process runs one (ROLE all or worker, NUM_WORKERS > 0). */
   worker: DeliveryWorker | undefined;
+  /** Port of the separate GET /metrics listener (METRICS_PORT), when there is one. */
+  metricsPort: number | undefined;
+  /** The database-read gauges (queue depth and age, DLQ size), refreshed every few seconds. */
+  queueGauges: QueueGauges;
   /** Graceful stop: no new requests or jobs, in-flight work finishes (up to the deadline), then close. */
   stop(): Promise<void>;
 }
@@ -61,6 +67,18 @@ export async function startService(
 
     const jwtSecret = await loadJwtSecret(config);
 
+    // Observability: the gauges read from the database, and METRICS_PORT's /metrics listener
+    // (how a ROLE=worker process, which has no API port, is scraped).
+    const queueGauges = startQueueGauges({ db: database.db, metrics, logger });
+    cleanups.push(() => queueGauges.stop());
+    let metricsPort: number | undefined;
+    if (config.metricsPort !== undefined) {
+      const metricsServer = await startMetricsServer(metrics.registry, config.metricsPort);
+      cleanups.push(() => metricsServer.close());
+      metricsPort = metricsServer.port;
+      logger.info('metrics listening', { port: metricsPort, path: '/metrics' });
+    }
+
     let worker: DeliveryWorker | undefined;
     if (config.role !== 'api' && config.numWorkers > 0) {
       worker = await startDeliveryWorker({ config, db: database.db, pool: database.pool, logger, metrics });
@@ -92,6 +110,8 @@ export async function startService(
       metrics,
       database,
       worker,
+      metricsPort,
+      queueGauges,
       stop: runCleanups,
     };
   } catch (err) {

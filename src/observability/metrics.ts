@@ -24,7 +24,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const registry = new client.Registry();
   if (options.defaultMetrics ?? true) client.collectDefaultMetrics({ register: registry });
   const registers = [registry];
-  return {
+  const metrics: Metrics = {
     registry,
     eventsIngested: new client.Counter({
       name: 'webhook_events_ingested_total',
@@ -97,4 +97,21 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       registers,
     }),
   };
+  zeroKnownLabels(metrics);
+  return metrics;
+}
+
+/**
+ * Every label value we know of starts at 0, so its series exists from the first scrape: rate()
+ * and increase() then see the first event too, and a panel or alert reads 0 rather than nothing.
+ */
+function zeroKnownLabels(metrics: Metrics): void {
+  for (const outcome of ['success', 'failure', 'dead']) {
+    metrics.deliveries.inc({ outcome }, 0);
+    metrics.deliveryDuration.zero({ outcome });
+  }
+  for (const stage of ['literal', 'connect']) metrics.ssrfBlocks.inc({ stage }, 0);
+  for (const limit of ['events_per_sec', 'concurrent_deliveries', 'worker_share'])
+    metrics.rateLimited.inc({ limit }, 0);
+  for (const kind of ['single', 'bulk', 'recover', 'resend']) metrics.dlqRetries.inc({ kind }, 0);
 }
