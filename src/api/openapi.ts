@@ -23,6 +23,17 @@ import {
   listEventsQuerySchema,
   MAX_IDEMPOTENCY_KEY_LENGTH,
 } from '../events/event-schemas.js';
+import {
+  bulkRetryAnswerSchema,
+  bulkRetrySchema,
+  deadLetterSchema,
+  listDlqQuerySchema,
+  recoverSchema,
+  requeuedCountSchema,
+  requeuedDeliverySchema,
+  tenantBodySchema,
+} from '../dlq/dlq-schemas.js';
+import { auditEntrySchema, listAuditQuerySchema } from '../audit/audit-schemas.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -58,6 +69,8 @@ export interface Operation {
   path: string;
   summary: string;
   description?: string;
+  /** What the `{id}` in the path names, when not the path's first segment (e.g. "Delivery" for /dlq/{id}). */
+  idOf?: string;
   /** Object schema whose properties are the query parameters. */
   query?: { properties: Record<string, unknown> };
   body?: JsonSchema;
@@ -198,6 +211,81 @@ export const operations: Operation[] = [
     responses: { 200: { description: 'The delivery.', schema: deliveryDetailSchema } },
     errors: [400, 403, 404],
   },
+  {
+    method: 'post',
+    path: '/deliveries/{id}/retry',
+    summary: 'Send a delivery again, in a new series of attempts',
+    description:
+      'Any delivery that is not queued or in flight: succeeded (a manual resend), failed (the scheduled retry is replaced), dead (it also leaves the DLQ) or paused. 409 when it is `pending`, or when its webhook is disabled. Same `webhook-id`; attempt numbers restart at 1.',
+    body: tenantBodySchema,
+    bodyOptional: true,
+    responses: { 202: { description: 'Queued for attempt 1.', schema: requeuedDeliverySchema } },
+    errors: [400, 403, 404, 409, 413, 415],
+  },
+  {
+    method: 'post',
+    path: '/webhooks/{id}/recover',
+    summary: 'Send every failed or dead delivery of a webhook created since a time again',
+    description:
+      'For when the endpoint was down and is back: each `failed` or `dead` delivery created in [since, until) starts a new series, behind fresh traffic, in batches; dead ones leave the DLQ. Answers when every batch has committed. 409 when the webhook is disabled.',
+    body: recoverSchema,
+    responses: { 200: { description: 'How many were queued again.', schema: requeuedCountSchema } },
+    errors: [400, 403, 404, 409, 413, 415],
+  },
+  {
+    method: 'get',
+    path: '/dlq',
+    summary: 'List dead letters, newest first',
+    description: 'An admin token without tenant_id lists every tenant.',
+    query: listDlqQuerySchema,
+    responses: { 200: { description: 'A page.', schema: listAnswerSchema(deadLetterSchema) as JsonSchema } },
+    errors: [400, 403],
+  },
+  {
+    method: 'post',
+    path: '/dlq/{id}/retry',
+    idOf: 'Delivery',
+    summary: 'Retry one dead letter',
+    description:
+      'The entry leaves the DLQ and the delivery starts a new series (same `webhook-id`), in one transaction. 409 when its webhook is disabled.',
+    body: tenantBodySchema,
+    bodyOptional: true,
+    responses: { 202: { description: 'Queued for attempt 1.', schema: requeuedDeliverySchema } },
+    errors: [400, 403, 404, 409, 413, 415],
+  },
+  {
+    method: 'post',
+    path: '/dlq/retry',
+    summary: 'Retry every matching dead letter',
+    description:
+      'Entries dead-lettered before the call, oldest first, in batches of 500 per transaction, queued behind fresh traffic. Entries of disabled webhooks stay. Answers when every batch has committed.',
+    body: bulkRetrySchema,
+    bodyOptional: true,
+    responses: {
+      200: { description: 'How many were queued again, and how many stayed.', schema: bulkRetryAnswerSchema },
+    },
+    errors: [400, 403, 413, 415],
+  },
+  {
+    method: 'delete',
+    path: '/dlq/{id}',
+    idOf: 'Delivery',
+    summary: 'Delete a dead letter',
+    description:
+      'The delivery and its attempts stay (status `dead`); it no longer counts against max_dlq_size.',
+    query: tenantQuerySchema,
+    responses: { 204: { description: 'Deleted.' } },
+    errors: [400, 403, 404],
+  },
+  {
+    method: 'get',
+    path: '/audit-log',
+    summary: 'List audit rows, newest first',
+    description: 'A tenant sees rows of its own tenant; an admin token without tenant_id sees all.',
+    query: listAuditQuerySchema,
+    responses: { 200: { description: 'A page.', schema: listAnswerSchema(auditEntrySchema) as JsonSchema } },
+    errors: [400, 403],
+  },
 ];
 
 /** ajv's `nullable: true` (OpenAPI 3.0) becomes a 3.1 type union; everything else is kept. */
@@ -218,7 +306,7 @@ const mapValues = (value: unknown, fn: (v: unknown) => unknown): Record<string, 
 
 function operationObject(op: Operation): Record<string, unknown> {
   const parameters: unknown[] = [];
-  if (op.path.includes('{id}')) parameters.push(idParam(op.path.split('/')[1]!.replace(/s$/, '')));
+  if (op.path.includes('{id}')) parameters.push(idParam(op.idOf ?? op.path.split('/')[1]!.replace(/s$/, '')));
   for (const [name, schema] of Object.entries(op.query?.properties ?? {})) {
     parameters.push({ name, in: 'query', required: false, schema: toOpenApiSchema(schema) });
   }

@@ -30,3 +30,58 @@ export async function writeAudit(db: Kysely<Database>, entry: AuditEntry): Promi
     )
   `.execute(db);
 }
+
+export interface AuditRow {
+  id: string;
+  at: Date;
+  actor: string;
+  action: string;
+  object_type: string;
+  object_id: string | null;
+  tenant_id: string | null;
+  request_id: string | null;
+  details: Record<string, unknown>;
+}
+
+export interface AuditFilter {
+  /** Undefined: every tenant's rows, and those of no tenant (an admin). */
+  tenantId: string | undefined;
+  action: string | undefined;
+  objectType: string | undefined;
+  objectId: string | undefined;
+  limit: number;
+  offset: number;
+}
+
+/** Newest first; `total` counts every match. */
+export async function listAudit(
+  db: Kysely<Database>,
+  filter: AuditFilter,
+): Promise<{ rows: AuditRow[]; total: number }> {
+  let base = db.selectFrom('audit_log');
+  if (filter.tenantId !== undefined) base = base.where('tenant_id', '=', filter.tenantId);
+  if (filter.action !== undefined) base = base.where('action', '=', filter.action);
+  if (filter.objectType !== undefined) base = base.where('object_type', '=', filter.objectType);
+  if (filter.objectId !== undefined) base = base.where('object_id', '=', filter.objectId);
+  const [rows, count] = await Promise.all([
+    base
+      .select([
+        'id',
+        'at',
+        'actor',
+        'action',
+        'object_type',
+        'object_id',
+        'tenant_id',
+        'request_id',
+        'details',
+      ])
+      .orderBy('at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(filter.limit)
+      .offset(filter.offset)
+      .execute(),
+    base.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow(),
+  ]);
+  return { rows, total: count.total };
+}

@@ -1,7 +1,44 @@
+/** GET /audit-log: who changed what, newest first, tenant-scoped like every list. */
 import Router from '@koa/router';
+import { tenantFilter } from '../api/auth.js';
 import type { ApiDeps } from '../api/deps.js';
+import { listAnswer } from '../api/list-answer.js';
+import { principalOf } from '../api/request-context.js';
+import { queryValidator } from '../api/validation.js';
+import { listAudit, type AuditRow } from './audit-repository.js';
+import { listAuditQuerySchema, type ListAuditQuery } from './audit-schemas.js';
 
-export function auditRoutes(_deps: ApiDeps): Router {
+const validateListQuery = queryValidator<ListAuditQuery>(listAuditQuerySchema);
+
+function toAuditView(row: AuditRow) {
+  return {
+    id: row.id,
+    at: row.at.toISOString(),
+    actor: row.actor,
+    action: row.action,
+    object_type: row.object_type,
+    object_id: row.object_id,
+    tenant_id: row.tenant_id,
+    request_id: row.request_id,
+    details: row.details,
+  };
+}
+
+export function auditRoutes(deps: ApiDeps): Router {
   const router = new Router();
+
+  router.get('/audit-log', async (ctx) => {
+    const query = validateListQuery({ ...ctx.query });
+    const { rows, total } = await listAudit(deps.db, {
+      tenantId: tenantFilter(principalOf(ctx), query.tenant_id),
+      action: query.action,
+      objectType: query.object_type,
+      objectId: query.object_id,
+      limit: query.limit,
+      offset: query.offset,
+    });
+    ctx.body = listAnswer(rows.map(toAuditView), total, query);
+  });
+
   return router;
 }

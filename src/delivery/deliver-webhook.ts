@@ -34,7 +34,7 @@ import {
   type ClaimedDelivery,
   type FinalState,
 } from './delivery-repository.js';
-import { enqueueDeliveries, type DeliverJobPayload } from './enqueue.js';
+import { enqueueDeliveries, FAIR_RANK_CAP, type DeliverJobPayload } from './enqueue.js';
 import type { AttemptResult, HttpClient } from './http-client.js';
 import { decideAfterFailure } from './retry-policy.js';
 import type { LocalSlots } from '../tenancy/local-slots.js';
@@ -83,8 +83,8 @@ export class AttemptInterruptedError extends Error {
 class ClaimLostError extends Error {}
 
 /** How long an attempt over its tenant's concurrency cap waits before it tries again. */
-const THROTTLE_MIN_MS = 250;
-const THROTTLE_JITTER_MS = 500;
+const THROTTLE_MIN_MS = 100;
+const THROTTLE_JITTER_MS = 200;
 
 export function parseDeliverPayload(raw: unknown): DeliverJobPayload | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
@@ -101,14 +101,19 @@ export function parseDeliverPayload(raw: unknown): DeliverJobPayload | undefined
   };
 }
 
-/** The same job again, a little later, keeping its priority (the tenant's place relative to others). */
+/**
+ * The same job again, a little later, for a tenant that is at its limit (its share of this
+ * process's slots, or max_concurrent_deliveries). It goes to the back of the fair order (rank
+ * FAIR_RANK_CAP, where a flood's jobs already are): otherwise it would come back at its low
+ * rank again and again, and that churn would keep other tenants' next deliveries waiting.
+ */
 async function queueAgainShortly(deps: DeliveryEngineDeps, job: DeliverJobPayload, priority: number) {
   await enqueueDeliveries(deps.db, [
     {
       deliveryId: job.delivery_id,
       attempt: job.attempt,
       runAt: new Date(Date.now() + THROTTLE_MIN_MS + Math.random() * THROTTLE_JITTER_MS),
-      priority,
+      priority: Math.max(priority, FAIR_RANK_CAP),
       ...(job.tenant_id ? { tenantId: job.tenant_id } : {}),
       ...(job.traceparent ? { traceparent: job.traceparent } : {}),
     },
@@ -233,6 +238,7 @@ async function commitAttempt(
   if (state.status === 'succeeded' && !healthChanges) {
     return finishAttempt(deps.db, claim, attempt, state);
   }
+  let dlqFull = false;
   try {
     await deps.db.transaction().execute(async (trx) => {
       if (!(await finishAttempt(trx, claim, attempt, state))) throw new ClaimLostError();
@@ -250,16 +256,18 @@ async function commitAttempt(
           },
         ]);
       } else if (state.status === 'dead') {
-        await insertDeadLetter(trx, {
+        ({ dlqFull } = await insertDeadLetter(trx, {
           deliveryId: claim.id,
           tenantId: claim.tenant_id,
           webhookId: claim.webhook_id,
           eventId: claim.event_id,
           lastError: lastError ?? 'unknown error',
           attempts: job.attempt,
-        });
+        }));
       }
     });
+    // Recorded all the same; the webhook is paused so that no more of its deliveries die.
+    if (dlqFull) deps.metrics.dlqFull.inc();
     return true;
   } catch (err) {
     if (err instanceof ClaimLostError) return false;

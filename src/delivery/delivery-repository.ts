@@ -6,6 +6,7 @@
  * run again, therefore writes nothing the second time.
  */
 import { sql, type Kysely } from 'kysely';
+import { writeAudit } from '../audit/audit-repository.js';
 import type { Database } from '../db/database.js';
 import { enqueueDeliveries } from './enqueue.js';
 
@@ -176,11 +177,15 @@ export async function disableGoneWebhook(
      where id = ${webhookId} and enabled
   `.execute(db);
   if (Number(result.numAffectedRows ?? 0) === 0) return;
-  await sql`
-    insert into audit_log (actor, action, object_type, object_id, tenant_id, details)
-    values ('system', 'webhook.disabled', 'webhook', ${webhookId}, ${tenantId},
-            ${JSON.stringify({ reason: GONE_REASON, delivery_id: deliveryId })}::jsonb)
-  `.execute(db);
+  await writeAudit(db, {
+    actor: 'system',
+    action: 'webhook.disabled',
+    objectType: 'webhook',
+    objectId: webhookId,
+    tenantId,
+    requestId: null,
+    details: { reason: GONE_REASON, delivery_id: deliveryId },
+  });
 }
 
 /**

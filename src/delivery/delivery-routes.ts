@@ -1,8 +1,13 @@
-/** HTTP side of deliveries: GET /deliveries/:id (the delivery and every attempt, in time order). */
+/**
+ * HTTP side of deliveries: GET /deliveries/:id (the delivery and every attempt, in time order)
+ * and POST /deliveries/:id/retry (send it again in a new series, when it is not in flight).
+ */
 import Router from '@koa/router';
 import type { ApiDeps } from '../api/deps.js';
 import { principalOf } from '../api/request-context.js';
 import { queryValidator, uuidParam } from '../api/validation.js';
+import { callerOf, validateTenantBody } from '../dlq/dlq-routes.js';
+import { createDlqService } from '../dlq/dlq-service.js';
 import { createEventService } from '../events/event-service.js';
 import { tenantQuerySchema, type TenantQuery } from '../webhooks/webhook-schemas.js';
 
@@ -10,6 +15,7 @@ const validateTenantQuery = queryValidator<TenantQuery>(tenantQuerySchema);
 
 export function deliveryRoutes(deps: ApiDeps): Router {
   const events = createEventService(deps);
+  const dlq = createDlqService(deps);
   const router = new Router();
 
   router.get('/deliveries/:id', async (ctx) => {
@@ -21,7 +27,12 @@ export function deliveryRoutes(deps: ApiDeps): Router {
     );
   });
 
-  // POST /deliveries/:id/retry is added with the delivery engine.
+  router.post('/deliveries/:id/retry', async (ctx) => {
+    const id = uuidParam(ctx.params.id, 'Delivery');
+    const body = validateTenantBody(ctx.request.body ?? {});
+    ctx.status = 202;
+    ctx.body = await dlq.resend(callerOf(ctx), id, body.tenant_id);
+  });
 
   return router;
 }

@@ -60,8 +60,8 @@ async function fairPriorities(db: Kysely<Database>, jobs: readonly DeliveryJob[]
            (select count(*)::int from (
               select 1 from deliveries d
                where d.tenant_id = t.tenant_id and d.status = 'pending'
-               limit ${FAIR_RANK_CAP}) waiting) as waiting
-      from unnest(${[...inThisCall.keys()]}::text[]) as t(tenant_id)
+               limit ${FAIR_RANK_CAP} + t.in_this_call) waiting) as waiting
+      from unnest(${[...inThisCall.keys()]}::text[], ${[...inThisCall.values()]}::int[]) as t(tenant_id, in_this_call)
   `.execute(db);
   // The caller inserted this call's deliveries already: they are in `waiting`, not ahead of it.
   const next = new Map(

@@ -1,8 +1,14 @@
 /**
- * Dead letters. A delivery moves here when its retries are spent or its destination is refused;
- * the caller passes its transaction so the DLQ row commits with the delivery's final state.
+ * Dead letters, and the queries that start a delivery's new series of attempts (DLQ retry,
+ * resend, recovery). Every function takes the database or a transaction; `tenantId`
+ * undefined means "any tenant" (an admin).
+ *
+ * A new series: the delivery becomes `pending` with `attempt_count = 0` (what `claimAttempt`
+ * expects of attempt 1), its error cleared, and the caller enqueues attempt 1 in the same
+ * transaction. The job key `delivery:<id>` makes that job replace any waiting one.
  */
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { writeAudit } from '../audit/audit-repository.js';
 import type { Database } from '../db/database.js';
 
 export interface DeadLetter {
@@ -15,11 +21,27 @@ export interface DeadLetter {
   attempts: number;
 }
 
+export const DLQ_FULL_REASON = 'dead-letter queue full';
+
+/** What recording a dead letter found. */
+export interface DeadLetterOutcome {
+  /** The tenant's DLQ holds max_dlq_size entries or more, this one included. */
+  dlqFull: boolean;
+  /** This call disabled the webhook (it was enabled, and the DLQ is full). */
+  webhookPaused: boolean;
+}
+
 /**
- * One row per delivery (the primary key): a delivery that dies again after a DLQ retry
- * refreshes its row instead of adding a second one.
+ * Records a dead letter; call it in the transaction that makes the delivery `dead`. One row per
+ * delivery (the primary key): a delivery that dies again after a retry refreshes its row.
+ *
+ * The entry is always written, whatever the tenant's max_dlq_size: it is the only record of the
+ * failure. When the DLQ is full (at or over max_dlq_size), the webhook is disabled with reason
+ * `dead-letter queue full` and a `webhook.disabled` audit row, so its other deliveries wait as
+ * `paused` instead of dying too. Concurrent deaths may each see room, so the DLQ can end a few
+ * entries over the limit; never fewer are kept.
  */
-export async function insertDeadLetter(db: Kysely<Database>, letter: DeadLetter): Promise<void> {
+export async function insertDeadLetter(db: Kysely<Database>, letter: DeadLetter): Promise<DeadLetterOutcome> {
   await sql`
     insert into dlq (delivery_id, tenant_id, webhook_id, event_id, last_error, attempts)
     values (
@@ -29,4 +51,254 @@ export async function insertDeadLetter(db: Kysely<Database>, letter: DeadLetter)
     on conflict (delivery_id) do update
       set last_error = excluded.last_error, attempts = excluded.attempts, created_at = now()
   `.execute(db);
+  // Counting stops at the limit, so a tenant with a huge DLQ costs no more than one at its limit.
+  const { rows } = await sql<{ max_size: number; counted: number }>`
+    with quota as (
+      select coalesce((select max_dlq_size from quotas where tenant_id = ${letter.tenantId}), 100) as max_size
+    )
+    select quota.max_size,
+           (select count(*)::int from (
+              select 1 from dlq where tenant_id = ${letter.tenantId} limit quota.max_size) entries) as counted
+      from quota
+  `.execute(db);
+  const { max_size, counted } = rows[0]!;
+  if (counted < max_size) return { dlqFull: false, webhookPaused: false };
+
+  const paused = await sql`
+    update webhooks
+       set enabled = false, disabled_reason = ${DLQ_FULL_REASON}, disabled_at = now(), updated_at = now()
+     where id = ${letter.webhookId} and enabled
+  `.execute(db);
+  if (Number(paused.numAffectedRows ?? 0) === 0) return { dlqFull: true, webhookPaused: false };
+  await writeAudit(db, {
+    actor: 'system',
+    action: 'webhook.disabled',
+    objectType: 'webhook',
+    objectId: letter.webhookId,
+    tenantId: letter.tenantId,
+    requestId: null,
+    details: { reason: DLQ_FULL_REASON, delivery_id: letter.deliveryId, max_dlq_size: max_size },
+  });
+  return { dlqFull: true, webhookPaused: true };
+}
+
+export interface DeadLetterRow {
+  delivery_id: string;
+  webhook_id: string;
+  event_id: string;
+  tenant_id: string;
+  last_error: string;
+  attempts: number;
+  created_at: Date;
+}
+
+export interface DeadLetterFilter {
+  tenantId: string | undefined;
+  webhookId: string | undefined;
+  since: string | undefined;
+  until: string | undefined;
+}
+
+/** Newest first; `total` counts every match. */
+export async function listDeadLetters(
+  db: Kysely<Database>,
+  filter: DeadLetterFilter & { limit: number; offset: number },
+): Promise<{ rows: DeadLetterRow[]; total: number }> {
+  let base = db.selectFrom('dlq');
+  if (filter.tenantId !== undefined) base = base.where('tenant_id', '=', filter.tenantId);
+  if (filter.webhookId !== undefined) base = base.where('webhook_id', '=', filter.webhookId);
+  if (filter.since !== undefined) base = base.where('created_at', '>=', new Date(filter.since));
+  if (filter.until !== undefined) base = base.where('created_at', '<', new Date(filter.until));
+  const [rows, count] = await Promise.all([
+    base
+      .select(['delivery_id', 'webhook_id', 'event_id', 'tenant_id', 'last_error', 'attempts', 'created_at'])
+      // The order of the (tenant_id, created_at desc, delivery_id) and (created_at desc, delivery_id) indexes.
+      .orderBy('created_at', 'desc')
+      .orderBy('delivery_id', 'asc')
+      .limit(filter.limit)
+      .offset(filter.offset)
+      .execute(),
+    base.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow(),
+  ]);
+  return { rows, total: count.total };
+}
+
+export interface RemovedDeadLetter {
+  delivery_id: string;
+  tenant_id: string;
+  webhook_id: string;
+  /** Whether the entry's webhook is enabled now. */
+  webhook_enabled: boolean;
+}
+
+/** Deletes one entry (row-locked until commit) and says whose it was; undefined when there is none. */
+export async function removeDeadLetter(
+  db: Kysely<Database>,
+  deliveryId: string,
+  tenantId: string | undefined,
+): Promise<RemovedDeadLetter | undefined> {
+  const { rows } = await sql<RemovedDeadLetter>`
+    with removed as (
+      delete from dlq
+       where delivery_id = ${deliveryId} ${tenantId === undefined ? sql`` : sql`and tenant_id = ${tenantId}`}
+      returning delivery_id, tenant_id, webhook_id
+    )
+    select r.delivery_id, r.tenant_id, r.webhook_id, w.enabled as webhook_enabled
+      from removed r join webhooks w on w.id = r.webhook_id
+  `.execute(db);
+  return rows[0];
+}
+
+const NEW_SERIES = sql`
+  status = 'pending', attempt_count = 0, next_attempt_at = null, last_error = null,
+  last_status_code = null, succeeded_at = null, updated_at = now()
+`;
+
+/** Starts a new series for one delivery if it is in one of `statuses`; false when it is not. */
+export async function restartDelivery(
+  db: Kysely<Database>,
+  deliveryId: string,
+  statuses: readonly string[],
+): Promise<boolean> {
+  const result = await sql`
+    update deliveries set ${NEW_SERIES}
+     where id = ${deliveryId} and status = any(${statuses}::text[])
+  `.execute(db);
+  return Number(result.numAffectedRows ?? 0) > 0;
+}
+
+export interface RequeuedRow {
+  id: string;
+  tenant_id: string;
+}
+
+function deadLetterConditions(filter: DeadLetterFilter): RawBuilder<unknown> {
+  const parts = [sql`true`];
+  if (filter.tenantId !== undefined) parts.push(sql`q.tenant_id = ${filter.tenantId}`);
+  if (filter.webhookId !== undefined) parts.push(sql`q.webhook_id = ${filter.webhookId}`);
+  if (filter.since !== undefined) parts.push(sql`q.created_at >= ${new Date(filter.since)}`);
+  if (filter.until !== undefined) parts.push(sql`q.created_at < ${new Date(filter.until)}`);
+  return sql.join(parts, sql` and `);
+}
+
+/**
+ * One batch of a bulk retry: takes up to `batchSize` matching entries of enabled webhooks that
+ * were dead-lettered no later than `startedAt` (so an entry that dies again during the bulk
+ * retry is not taken twice), oldest first, skipping rows another transaction holds; deletes them
+ * and starts each delivery's new series. The caller enqueues the returned deliveries.
+ */
+export async function requeueDeadLetterBatch(
+  db: Kysely<Database>,
+  filter: DeadLetterFilter,
+  startedAt: DatabaseTime,
+  batchSize: number,
+): Promise<RequeuedRow[]> {
+  const { rows } = await sql<RequeuedRow>`
+    with picked as (
+      select q.delivery_id
+        from dlq q
+        join webhooks w on w.id = q.webhook_id and w.enabled
+       where ${deadLetterConditions(filter)} and q.created_at <= ${startedAt}::timestamptz
+       order by q.created_at, q.delivery_id
+       limit ${batchSize}
+         for update of q skip locked
+    ), removed as (
+      delete from dlq q using picked where q.delivery_id = picked.delivery_id
+      returning q.delivery_id
+    )
+    update deliveries d set ${NEW_SERIES}
+      from removed
+     where d.id = removed.delivery_id and d.status = 'dead'
+    returning d.id, d.tenant_id
+  `.execute(db);
+  return rows;
+}
+
+/** Entries matching the filter whose webhook is disabled: a bulk retry leaves them. */
+export async function countDeadLettersOfDisabledWebhooks(
+  db: Kysely<Database>,
+  filter: DeadLetterFilter,
+): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    select count(*)::int as n
+      from dlq q join webhooks w on w.id = q.webhook_id and not w.enabled
+     where ${deadLetterConditions(filter)}
+  `.execute(db);
+  return rows[0]!.n;
+}
+
+export interface ResendCandidate {
+  id: string;
+  tenant_id: string;
+  webhook_id: string;
+  status: string;
+  attempt_count: number;
+  webhook_enabled: boolean;
+}
+
+/** The delivery with its webhook's state, row-locked until commit. */
+export async function lockDeliveryForResend(
+  db: Kysely<Database>,
+  deliveryId: string,
+  tenantId: string | undefined,
+): Promise<ResendCandidate | undefined> {
+  const { rows } = await sql<ResendCandidate>`
+    select d.id, d.tenant_id, d.webhook_id, d.status, d.attempt_count, w.enabled as webhook_enabled
+      from deliveries d join webhooks w on w.id = d.webhook_id
+     where d.id = ${deliveryId} ${tenantId === undefined ? sql`` : sql`and d.tenant_id = ${tenantId}`}
+       for update of d
+  `.execute(db);
+  return rows[0];
+}
+
+/** Deletes the delivery's DLQ entry, if it has one. */
+export async function deleteDeadLetterOf(db: Kysely<Database>, deliveryId: string): Promise<void> {
+  await sql`delete from dlq where delivery_id = ${deliveryId}`.execute(db);
+}
+
+/**
+ * One batch of a recovery: up to `batchSize` of the webhook's `failed` or `dead` deliveries
+ * created in [since, until) and not changed since `startedAt` (so one that fails again during
+ * the recovery is not taken twice), oldest first, skipping rows another transaction holds. Each
+ * starts a new series and leaves the DLQ. The caller enqueues the returned deliveries.
+ */
+export async function requeueRecoverableBatch(
+  db: Kysely<Database>,
+  webhookId: string,
+  window: { since: Date; until: Date | undefined },
+  startedAt: DatabaseTime,
+  batchSize: number,
+): Promise<RequeuedRow[]> {
+  const { rows } = await sql<RequeuedRow>`
+    with picked as (
+      select id
+        from deliveries
+       where webhook_id = ${webhookId}
+         and status in ('failed', 'dead')
+         and created_at >= ${window.since}
+         ${window.until === undefined ? sql`` : sql`and created_at < ${window.until}`}
+         and updated_at <= ${startedAt}::timestamptz
+       order by created_at, id
+       limit ${batchSize}
+         for update skip locked
+    ), restarted as (
+      update deliveries d set ${NEW_SERIES}
+        from picked
+       where d.id = picked.id
+      returning d.id, d.tenant_id
+    ), unlisted as (
+      delete from dlq where delivery_id in (select id from restarted)
+    )
+    select id, tenant_id from restarted
+  `.execute(db);
+  return rows;
+}
+
+/** A timestamptz as the database's text, microseconds intact (a Date would drop them). */
+export type DatabaseTime = string & { readonly __brand: 'DatabaseTime' };
+
+/** The database's clock, so that "started at" compares with timestamps the database wrote. */
+export async function databaseNow(db: Kysely<Database>): Promise<DatabaseTime> {
+  const { rows } = await sql<{ now: string }>`select clock_timestamp()::text as now`.execute(db);
+  return rows[0]!.now as DatabaseTime;
 }

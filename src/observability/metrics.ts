@@ -18,6 +18,7 @@ export interface Metrics {
   ssrfBlocks: client.Counter<'stage'>;
   rateLimited: client.Counter<'limit'>;
   dlqRetries: client.Counter<'kind'>;
+  dlqFull: client.Counter<never>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -92,8 +93,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     dlqRetries: new client.Counter({
       name: 'webhook_dlq_retries_total',
-      help: 'Dead letters sent again: single, bulk, or recover.',
+      help: 'Deliveries sent again in a fresh series: single or bulk (DLQ), recover, resend.',
       labelNames: ['kind'],
+      registers,
+    }),
+    dlqFull: new client.Counter({
+      name: 'webhook_dlq_full_total',
+      help: 'Deliveries dead-lettered while their tenant was at max_dlq_size (each pauses its webhook).',
       registers,
     }),
   };

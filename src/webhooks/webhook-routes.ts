@@ -1,6 +1,6 @@
 /**
  * HTTP side of subscriptions: POST/GET /webhooks, GET/PATCH/DELETE /webhooks/:id,
- * GET /webhooks/:id/secret, POST /webhooks/:id/rotate-secret.
+ * GET /webhooks/:id/secret, POST /webhooks/:id/rotate-secret, POST /webhooks/:id/recover.
  */
 import Router from '@koa/router';
 import type { Context } from 'koa';
@@ -20,12 +20,15 @@ import {
   type UpdateWebhookBody,
 } from './webhook-schemas.js';
 import { createWebhookService, type Caller } from './webhook-service.js';
+import { createDlqService } from '../dlq/dlq-service.js';
+import { recoverSchema, type RecoverBody } from '../dlq/dlq-schemas.js';
 
 const validateCreate = bodyValidator<CreateWebhookBody>(createWebhookSchema);
 const validateUpdate = bodyValidator<UpdateWebhookBody>(updateWebhookSchema);
 const validateRotate = bodyValidator<RotateSecretBody>(rotateSecretSchema);
 const validateListQuery = queryValidator<ListWebhooksQuery>(listWebhooksQuerySchema);
 const validateTenantQuery = queryValidator<TenantQuery>(tenantQuerySchema);
+const validateRecover = bodyValidator<RecoverBody>(recoverSchema);
 
 const callerOf = (ctx: Context): Caller => ({ principal: principalOf(ctx), requestId: requestIdOf(ctx) });
 const webhookId = (ctx: Context): string => uuidParam(ctx.params.id, 'Webhook');
@@ -69,6 +72,13 @@ export function webhookRoutes(deps: ApiDeps): Router {
   router.post('/webhooks/:id/rotate-secret', async (ctx) => {
     const id = webhookId(ctx);
     ctx.body = await service.rotateSecret(callerOf(ctx), id, validateRotate(ctx.request.body ?? {}));
+  });
+
+  // Recovery (sending failed and dead deliveries again) lives with the DLQ.
+  const recovery = createDlqService(deps);
+  router.post('/webhooks/:id/recover', async (ctx) => {
+    const id = webhookId(ctx);
+    ctx.body = await recovery.recover(callerOf(ctx), id, validateRecover(ctx.request.body));
   });
 
   return router;

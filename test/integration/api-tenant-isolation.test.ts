@@ -4,6 +4,8 @@ import type { ApiDeps } from '../../src/api/deps.js';
 import { deliveryRoutes } from '../../src/delivery/delivery-routes.js';
 import { eventRoutes } from '../../src/events/event-routes.js';
 import { webhookRoutes } from '../../src/webhooks/webhook-routes.js';
+import { dlqRoutes } from '../../src/dlq/dlq-routes.js';
+import { auditRoutes } from '../../src/audit/audit-routes.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -37,6 +39,13 @@ beforeAll(async () => {
   b.deliveryId = event.body.delivery_ids[0];
   await sql`insert into delivery_attempts (delivery_id, attempt_number, status_code, duration_ms, response_body)
             values (${b.deliveryId}, 1, 500, 3, 'bob response')`.execute(svc.service.database.db);
+  // Bob's delivery died: it is in his DLQ.
+  await sql`update deliveries set status = 'dead', attempt_count = 1, last_error = 'HTTP 500: bob error'
+            where id = ${b.deliveryId}`.execute(svc.service.database.db);
+  await sql`insert into dlq (delivery_id, tenant_id, webhook_id, event_id, last_error, attempts)
+            values (${b.deliveryId}, 'tenant-b', ${b.webhookId}, ${b.eventId}, 'HTTP 500: bob error', 1)`.execute(
+    svc.service.database.db,
+  );
   // Alice has something of her own, so that her lists are not trivially empty.
   await svc.call('POST', '/webhooks', {
     token: alice,
@@ -60,6 +69,7 @@ function expectNoLeak(body: unknown) {
     '4242',
     'bob response',
     'bob.private',
+    'bob error',
   ]) {
     expect(text).not.toContain(secretThing);
   }
@@ -94,6 +104,23 @@ const routes: Route[] = [
   ['GET', () => `/events/${b.eventId}?tenant_id=tenant-b`, undefined, 403, 'forbidden'],
   ['GET', () => `/deliveries/${b.deliveryId}`, undefined, 404, 'not_found'],
   ['GET', () => `/deliveries/${b.deliveryId}?tenant_id=tenant-b`, undefined, 403, 'forbidden'],
+  ['POST', () => `/deliveries/${b.deliveryId}/retry`, undefined, 404, 'not_found'],
+  ['POST', () => `/deliveries/${b.deliveryId}/retry`, { tenant_id: 'tenant-b' }, 403, 'forbidden'],
+  ['POST', () => `/webhooks/${b.webhookId}/recover`, { since: '2020-01-01T00:00:00Z' }, 404, 'not_found'],
+  [
+    'POST',
+    () => `/webhooks/${b.webhookId}/recover`,
+    { since: '2020-01-01T00:00:00Z', tenant_id: 'tenant-b' },
+    403,
+    'forbidden',
+  ],
+  ['GET', () => '/dlq?tenant_id=tenant-b', undefined, 403, 'forbidden'],
+  ['POST', () => `/dlq/${b.deliveryId}/retry`, undefined, 404, 'not_found'],
+  ['POST', () => `/dlq/${b.deliveryId}/retry`, { tenant_id: 'tenant-b' }, 403, 'forbidden'],
+  ['POST', () => '/dlq/retry', { tenant_id: 'tenant-b' }, 403, 'forbidden'],
+  ['DELETE', () => `/dlq/${b.deliveryId}`, undefined, 404, 'not_found'],
+  ['DELETE', () => `/dlq/${b.deliveryId}?tenant_id=tenant-b`, undefined, 403, 'forbidden'],
+  ['GET', () => '/audit-log?tenant_id=tenant-b', undefined, 403, 'forbidden'],
 ];
 
 describe("tenant A's token against tenant B's objects", () => {
@@ -104,13 +131,19 @@ describe("tenant A's token against tenant B's objects", () => {
     expectNoLeak(res.body);
   });
 
-  it('the table above covers every route of webhooks, events and deliveries', () => {
+  it('the table above covers every route of webhooks, events, deliveries, DLQ and audit log', () => {
     const deps = {
       ...svc.service,
       db: svc.service.database.db,
       pool: svc.service.database.pool,
     } as unknown as ApiDeps;
-    const registered = [webhookRoutes(deps), eventRoutes(deps), deliveryRoutes(deps)].flatMap((router) =>
+    const registered = [
+      webhookRoutes(deps),
+      eventRoutes(deps),
+      deliveryRoutes(deps),
+      dlqRoutes(deps),
+      auditRoutes(deps),
+    ].flatMap((router) =>
       router.stack.flatMap((layer) =>
         layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${layer.path}`),
       ),
@@ -123,13 +156,21 @@ describe("tenant A's token against tenant B's objects", () => {
             .replace(/[0-9a-f-]{36}/g, ':id')}`,
       ),
     );
-    walked.add('GET /webhooks').add('GET /events'); // lists: next test
+    walked.add('GET /webhooks').add('GET /events').add('GET /dlq').add('GET /audit-log'); // lists: next test
     const missing = registered.filter((route) => !walked.has(route));
     expect(missing, 'add a foreign-token row for each new route').toEqual([]);
   });
 
   it('lists show only her own objects', async () => {
-    for (const path of ['/webhooks', '/webhooks?limit=500', '/events', '/events?type=bob.private']) {
+    for (const path of [
+      '/webhooks',
+      '/webhooks?limit=500',
+      '/events',
+      '/events?type=bob.private',
+      '/dlq?limit=500',
+      `/dlq?webhook_id=${b.webhookId}`,
+      '/audit-log?limit=500',
+    ]) {
       const res = await svc.call('GET', path, { token: alice });
       expect(res.status).toBe(200);
       expectNoLeak(res.body);
@@ -137,6 +178,10 @@ describe("tenant A's token against tenant B's objects", () => {
     }
     expect((await svc.call('GET', '/webhooks', { token: alice })).body.total).toBe(1);
     expect((await svc.call('GET', '/events?type=bob.private', { token: alice })).body.total).toBe(0);
+    expect((await svc.call('GET', `/dlq?webhook_id=${b.webhookId}`, { token: alice })).body.total).toBe(0);
+    // A bulk retry naming Bob's webhook finds nothing of Bob's to retry.
+    const bulk = await svc.call('POST', '/dlq/retry', { token: alice, body: { webhook_id: b.webhookId } });
+    expect(bulk.body).toEqual({ requeued: 0, skipped_webhook_disabled: 0 });
   });
 
   it("left B's data exactly as it was, and wrote nothing in B's name", async () => {
@@ -153,6 +198,14 @@ describe("tenant A's token against tenant B's objects", () => {
       previous_secret: null,
       tenant_id: 'tenant-b',
     });
+    const dlq = await db.selectFrom('dlq').select(['delivery_id', 'tenant_id']).execute();
+    expect(dlq).toEqual([{ delivery_id: b.deliveryId, tenant_id: 'tenant-b' }]);
+    const delivery = await db
+      .selectFrom('deliveries')
+      .select(['status', 'attempt_count'])
+      .where('id', '=', b.deliveryId)
+      .executeTakeFirstOrThrow();
+    expect(delivery).toEqual({ status: 'dead', attempt_count: 1 });
     const bEvents = await db.selectFrom('events').select('id').where('tenant_id', '=', 'tenant-b').execute();
     expect(bEvents.map((e) => e.id)).toEqual([b.eventId]);
     const audit = await db

@@ -10,6 +10,8 @@ import type { ApiDeps } from '../../src/api/deps.js';
 import { deliveryRoutes } from '../../src/delivery/delivery-routes.js';
 import { eventRoutes } from '../../src/events/event-routes.js';
 import { webhookRoutes } from '../../src/webhooks/webhook-routes.js';
+import { dlqRoutes } from '../../src/dlq/dlq-routes.js';
+import { auditRoutes } from '../../src/audit/audit-routes.js';
 
 const addFormats = addFormatsModule.default as unknown as typeof addFormatsModule.default.default;
 
@@ -94,9 +96,15 @@ describe('docs/openapi.json', () => {
     }
   });
 
-  it('documents every route of webhooks, events and deliveries, once', () => {
+  it('documents every route of webhooks, events, deliveries, DLQ and audit log, once', () => {
     const deps = { db: {}, config: {}, logger: {}, metrics: {} } as unknown as ApiDeps;
-    const registered = [webhookRoutes(deps), eventRoutes(deps), deliveryRoutes(deps)].flatMap((router) =>
+    const registered = [
+      webhookRoutes(deps),
+      eventRoutes(deps),
+      deliveryRoutes(deps),
+      dlqRoutes(deps),
+      auditRoutes(deps),
+    ].flatMap((router) =>
       router.stack.flatMap((layer) =>
         layer.methods
           .filter((m) => m !== 'HEAD')
