@@ -31,6 +31,10 @@ export interface Config {
   databasePoolSize: number;
   /** A worker whose heartbeat is older than this is taken for dead and its jobs are released. */
   workerStaleAfterMs: number;
+  /** A webhook failing without a success for this long is disabled; 0 = never (WEBHOOK_AUTO_DISABLE_AFTER). */
+  webhookAutoDisableAfterMs: number;
+  /** How often each worker process looks for such webhooks (WEBHOOK_AUTO_DISABLE_SWEEP_MS). */
+  webhookAutoDisableSweepMs: number;
 }
 
 export class ConfigError extends Error {
@@ -94,6 +98,23 @@ function cidrList(env: Env): [ipaddr.IPv4 | ipaddr.IPv6, number][] {
     });
 }
 
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration such as `5d`, `12h`, `30m`, `90s`, `250ms`, or plain seconds (`432000`). */
+function duration(env: Env, name: string, fallbackMs: number): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return fallbackMs;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(raw);
+  const value = match ? Number(match[1]) * DURATION_UNITS_MS[match[2] ?? 's']! : NaN;
+  if (!Number.isFinite(value) || value > 365 * 86_400_000) {
+    throw new ConfigError(
+      name,
+      `must be a duration like 5d, 12h, 30m, 90s or seconds, up to 365d, got "${raw}"`,
+    );
+  }
+  return Math.round(value);
+}
+
 const LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] as const;
 
 export function parseConfig(env: Env = process.env): Readonly<Config> {
@@ -129,6 +150,8 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 15000, 0, 600000),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 20, 2, 500),
     workerStaleAfterMs: integer(env, 'WORKER_STALE_AFTER_MS', 30000, 1000, 4 * 3600 * 1000),
+    webhookAutoDisableAfterMs: duration(env, 'WEBHOOK_AUTO_DISABLE_AFTER', 5 * 86_400_000),
+    webhookAutoDisableSweepMs: integer(env, 'WEBHOOK_AUTO_DISABLE_SWEEP_MS', 60_000, 50, 24 * 3600 * 1000),
   };
   return Object.freeze(config);
 }

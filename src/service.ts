@@ -11,6 +11,7 @@ import { createDatabase, type DatabaseHandle } from './db/database.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrate } from './db/migrate.js';
 import { startDeliveryWorker, type DeliveryWorker } from './delivery/worker.js';
+import { startAutoDisableSweep } from './delivery/auto-disable.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { startMetricsServer } from './observability/metrics-server.js';
@@ -83,6 +84,15 @@ export async function startService(
     if (config.role !== 'api' && config.numWorkers > 0) {
       worker = await startDeliveryWorker({ config, db: database.db, pool: database.pool, logger, metrics });
       cleanups.push(() => worker!.stop());
+    }
+    if (config.role !== 'api' && config.webhookAutoDisableAfterMs > 0) {
+      const sweep = startAutoDisableSweep({
+        db: database.db,
+        logger,
+        failingForMs: config.webhookAutoDisableAfterMs,
+        everyMs: config.webhookAutoDisableSweepMs,
+      });
+      cleanups.push(() => sweep.stop());
     }
 
     let url: string | undefined;

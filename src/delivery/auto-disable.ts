@@ -1,0 +1,116 @@
+/**
+ * Automatic disable of a webhook that has failed continuously for WEBHOOK_AUTO_DISABLE_AFTER
+ * (default 5 days, as Svix does): `failing_since` (set by the first failed attempt, cleared by
+ * any success) older than that. Its deliveries then wait as `paused` when their jobs come up,
+ * and re-enabling it (PATCH enabled: true) sends them again.
+ *
+ * Every worker process sweeps once per WEBHOOK_AUTO_DISABLE_SWEEP_MS. Several processes
+ * sweeping at once is harmless: each webhook is taken by one transaction (`skip locked`) and the
+ * update re-checks `enabled`, so it is disabled, and audited, once.
+ */
+import { sql } from 'kysely';
+import { writeAudit } from '../audit/audit-repository.js';
+import type { Db } from '../db/database.js';
+import { coerceError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+
+/** Webhooks disabled per transaction; a sweep runs batches until none is left. */
+const SWEEP_BATCH_SIZE = 500;
+
+export interface DisabledWebhook {
+  id: string;
+  tenant_id: string;
+  failing_since: Date;
+  disabled_reason: string;
+}
+
+/** One batch: disables up to `SWEEP_BATCH_SIZE` webhooks failing for longer than `failingForMs`. */
+async function disableBatch(db: Db, failingForMs: number): Promise<DisabledWebhook[]> {
+  return db.transaction().execute(async (trx) => {
+    const { rows } = await sql<DisabledWebhook>`
+      update webhooks w
+         set enabled = false,
+             disabled_reason = 'failing continuously since '
+               || to_char(w.failing_since at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+             disabled_at = now(),
+             updated_at = now()
+       where w.id in (
+               select id from webhooks
+                where enabled and failing_since < now() - ${failingForMs} * interval '1 millisecond'
+                order by failing_since
+                limit ${SWEEP_BATCH_SIZE}
+                  for update skip locked)
+         and w.enabled
+      returning w.id, w.tenant_id, w.failing_since, w.disabled_reason
+    `.execute(trx);
+    for (const row of rows) {
+      await writeAudit(trx, {
+        actor: 'system',
+        action: 'webhook.disabled',
+        objectType: 'webhook',
+        objectId: row.id,
+        tenantId: row.tenant_id,
+        requestId: null,
+        details: { reason: row.disabled_reason, failing_since: row.failing_since.toISOString() },
+      });
+    }
+    return rows;
+  });
+}
+
+/** Disables every webhook failing for longer than `failingForMs`; returns them. */
+export async function disableFailingWebhooks(db: Db, failingForMs: number): Promise<DisabledWebhook[]> {
+  const disabled: DisabledWebhook[] = [];
+  for (;;) {
+    const batch = await disableBatch(db, failingForMs);
+    disabled.push(...batch);
+    if (batch.length < SWEEP_BATCH_SIZE) return disabled;
+  }
+}
+
+export interface AutoDisableSweep {
+  /** Runs one sweep now (also what the timer does); resolves with what it disabled. */
+  sweep(): Promise<DisabledWebhook[]>;
+  /** No more sweeps; waits for one that is running. */
+  stop(): Promise<void>;
+}
+
+export function startAutoDisableSweep(deps: {
+  db: Db;
+  logger: Logger;
+  failingForMs: number;
+  everyMs: number;
+}): AutoDisableSweep {
+  let running: Promise<DisabledWebhook[]> | undefined;
+  const sweep = (): Promise<DisabledWebhook[]> => {
+    // One sweep at a time per process; a tick that finds one running waits for it instead.
+    running ??= disableFailingWebhooks(deps.db, deps.failingForMs)
+      .then((disabled) => {
+        for (const webhook of disabled) {
+          deps.logger.warn('webhook disabled: failing continuously', {
+            webhook_id: webhook.id,
+            tenant_id: webhook.tenant_id,
+            failing_since: webhook.failing_since.toISOString(),
+          });
+        }
+        return disabled;
+      })
+      .finally(() => {
+        running = undefined;
+      });
+    return running;
+  };
+  const timer = setInterval(() => {
+    sweep().catch((err: unknown) =>
+      deps.logger.error('auto-disable sweep failed', { err: coerceError(err).message }),
+    );
+  }, deps.everyMs);
+  timer.unref();
+  return {
+    sweep,
+    async stop() {
+      clearInterval(timer);
+      await running?.catch(() => undefined);
+    },
+  };
+}
