@@ -484,7 +484,8 @@ describe('a full DLQ (max_dlq_size)', () => {
     // Re-enabled with the DLQ still full: two more failures at once. Each is either recorded in
     // the DLQ (one may slip in beside the one that pauses the webhook) or waits as paused.
     await svc.call('PATCH', `/webhooks/${webhookId}`, { token: frank, body: { enabled: true } });
-    const more = [await sendEvent(frank), await sendEvent(frank)];
+    // Both accepted before either can die (a disabled webhook gets no new deliveries).
+    const more = await Promise.all([sendEvent(frank), sendEvent(frank)]);
     const ends = await Promise.all(more.map((id) => statusOf(id, ['dead', 'paused'])));
     expect(ends.some((row) => row.status === 'dead')).toBe(true);
     const { rows } = await sql<{ status: string; n: number; in_dlq: number }>`
