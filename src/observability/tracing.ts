@@ -56,13 +56,19 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<T
   // First, so that every module imported from here on passes through the hook.
   module.register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
 
-  const [{ NodeSDK }, { HttpInstrumentation }, { KoaInstrumentation, KoaLayerType }, { PgInstrumentation }] =
-    await Promise.all([
-      import('@opentelemetry/sdk-node'),
-      import('@opentelemetry/instrumentation-http'),
-      import('@opentelemetry/instrumentation-koa'),
-      import('@opentelemetry/instrumentation-pg'),
-    ]);
+  const [
+    { ClientRequest },
+    { NodeSDK },
+    { HttpInstrumentation },
+    { KoaInstrumentation, KoaLayerType },
+    { PgInstrumentation },
+  ] = await Promise.all([
+    import('node:http'),
+    import('@opentelemetry/sdk-node'),
+    import('@opentelemetry/instrumentation-http'),
+    import('@opentelemetry/instrumentation-koa'),
+    import('@opentelemetry/instrumentation-pg'),
+  ]);
 
   const sdk = new NodeSDK({
     ...(isSet(env.OTEL_SERVICE_NAME) ? {} : { serviceName: 'hookrelay' }),
@@ -76,6 +82,13 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<T
         // Outbound requests are traced inside a delivery's span only (not the OTLP export itself,
         // which suppresses tracing anyway, nor anything else without a parent).
         requireParentforOutgoingSpans: true,
+        // A webhook URL may hold a credential in its path or query (many receivers work so):
+        // an outbound span keeps the origin only. The delivery span names the delivery.
+        requestHook: (span, request) => {
+          if (!(request instanceof ClientRequest)) return;
+          const host = String(request.getHeader('host') ?? request.host);
+          span.setAttribute('url.full', `${request.protocol}//${host}/REDACTED`);
+        },
       }),
       // Router spans only: one span per middleware function would bury the ones that matter.
       new KoaInstrumentation({ ignoreLayersType: [KoaLayerType.MIDDLEWARE] }),
