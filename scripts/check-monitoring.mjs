@@ -7,7 +7,8 @@
 // 2. Every dashboard expression parses: they are written into a throw-away rule file and checked
 //    with `promtool check rules`.
 // 3. Every alert has a runbook_url `docs/runbook.md#anchor`, and docs/runbook.md has that heading.
-// 4. docs/runbook.md keeps its SQL in sql/runbook/: no ```sql block, and each file it names exists.
+// 4. Every alert has a unit test (prometheus/alerts.test.yml) that fires it and one that does not.
+// 5. docs/runbook.md keeps its SQL in sql/runbook/: no ```sql block, and each file it names exists.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -133,6 +134,27 @@ for (const block of alertBlocks) {
   else if (!anchors.has(anchor)) problem(`alert ${name}: docs/runbook.md has no section #${anchor}`);
 }
 
+// --- every alert has unit tests that fire it and keep it quiet ---------------------------------
+// prometheus/alerts.test.yml (run by `promtool test rules`): for each alert at least one
+// alert_rule_test expects it firing and one expects `exp_alerts: []`.
+const alertTests = readFileSync('prometheus/alerts.test.yml', 'utf8').split('\n');
+const fires = new Set();
+const quiet = new Set();
+alertTests.forEach((line, index) => {
+  const name = line.match(/^\s*-\s*alertname:\s*(\S+)/)?.[1];
+  if (!name) return;
+  const expectation = alertTests.slice(index + 1).find((next) => /^\s*exp_alerts:/.test(next));
+  if (expectation === undefined) return;
+  if (/exp_alerts:\s*\[\s*\]/.test(expectation)) quiet.add(name);
+  else fires.add(name);
+});
+for (const block of alertBlocks) {
+  const name = block.split('\n')[0].trim();
+  if (!fires.has(name)) problem(`alert ${name}: no unit test in prometheus/alerts.test.yml that fires it`);
+  if (!quiet.has(name))
+    problem(`alert ${name}: no unit test in prometheus/alerts.test.yml that keeps it quiet`);
+}
+
 // --- the runbook's SQL lives in sql/runbook/ ----------------------------------------------------
 if (/```sql/i.test(runbook))
   problem('docs/runbook.md: SQL belongs in sql/runbook/*.sql, not in a ```sql block');
@@ -149,5 +171,5 @@ if (problems.length > 0) {
   process.exit(1);
 }
 process.stdout.write(
-  `check-monitoring: ${dashboardExprs.length} dashboard queries and ${alertBlocks.length} alerts use known metrics; runbook links and SQL files are in place\n`,
+  `check-monitoring: ${dashboardExprs.length} dashboard queries and ${alertBlocks.length} alerts use known metrics; each alert is unit-tested firing and quiet; runbook links and SQL files are in place\n`,
 );
