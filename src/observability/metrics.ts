@@ -87,7 +87,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     rateLimited: new client.Counter({
       name: 'webhook_rate_limited_total',
-      help: 'Requests refused with 429 by a tenant limit.',
+      help: 'Refusals by a tenant limit: events_per_sec (POST /events answered 429), concurrent_deliveries and worker_share (a delivery waits its turn).',
       labelNames: ['limit'],
       registers,
     }),
