@@ -23,7 +23,7 @@ export interface Config {
   maxPayloadBytes: number;
   /** CIDRs exempt from the private-address block, already parsed. */
   ssrfAllowlist: readonly [ipaddr.IPv4 | ipaddr.IPv6, number][];
-  /** Port of a separate metrics listener for `ROLE=worker`; undefined = none (the main port serves it). */
+  /** Port of a listener serving only GET /metrics (how a `ROLE=worker` process is scraped); undefined = none. */
   metricsPort: number | undefined;
   /** How long a graceful stop waits for in-flight work before giving up. */
   shutdownTimeoutMs: number;
