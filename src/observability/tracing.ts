@@ -3,7 +3,8 @@
  * BEFORE the rest of the service is imported (main.ts imports service.js dynamically after this
  * has run). The code is ESM, so patching `koa`, `pg` and `node:http` as they are imported needs
  * the import-in-the-middle loader hook, registered here with `module.register`; CommonJS
- * `require`s inside those packages are patched by require-in-the-middle as usual.
+ * `require`s inside those packages are patched by require-in-the-middle as usual. `node:http`
+ * and `node:https` are patched through `require` only (see below).
  *
  * Spans are exported only when asked for with the standard variables: OTEL_EXPORTER_OTLP_ENDPOINT
  * (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), or OTEL_TRACES_EXPORTER (`otlp`, `console`, `zipkin`).
@@ -54,7 +55,13 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<T
   if (!options.spanProcessors && !tracingRequested(env)) return undefined;
 
   // First, so that every module imported from here on passes through the hook.
-  module.register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
+  // Except `node:http(s)`: patched through `import` as well as through `require`, each outbound
+  // request would get two nested client spans (opentelemetry-js issue 6428). They are patched
+  // once, through `require` (below), on the module object that `import http from 'node:http'`
+  // also gives.
+  module.register('@opentelemetry/instrumentation/hook.mjs', import.meta.url, {
+    data: { exclude: [/^(node:)?https?$/] },
+  });
 
   const [
     { ClientRequest },
@@ -98,5 +105,9 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<T
     ],
   });
   sdk.start();
+  // The `require` that patches node:http(s), whoever else loads them first.
+  const require = module.createRequire(import.meta.url);
+  require('node:http');
+  require('node:https');
   return { shutdown: () => sdk.shutdown() };
 }
