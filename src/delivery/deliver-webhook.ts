@@ -108,16 +108,19 @@ export function parseDeliverPayload(raw: unknown): DeliverJobPayload | undefined
  * rank again and again, and that churn would keep other tenants' next deliveries waiting.
  */
 async function queueAgainShortly(deps: DeliveryEngineDeps, job: DeliverJobPayload, priority: number) {
+  const runAt = new Date(Date.now() + THROTTLE_MIN_MS + Math.random() * THROTTLE_JITTER_MS);
   await enqueueDeliveries(deps.db, [
     {
       deliveryId: job.delivery_id,
       attempt: job.attempt,
-      runAt: new Date(Date.now() + THROTTLE_MIN_MS + Math.random() * THROTTLE_JITTER_MS),
+      runAt,
       priority: Math.max(priority, FAIR_RANK_CAP),
       ...(job.tenant_id ? { tenantId: job.tenant_id } : {}),
       ...(job.traceparent ? { traceparent: job.traceparent } : {}),
     },
   ]);
+  // Wake the workers when it is due rather than at the next poll.
+  deps.onRetryScheduled?.(runAt);
 }
 
 export async function deliverWebhook(
@@ -158,9 +161,21 @@ async function deliverClaimed(
     return 'stale';
   }
   if (!claim.webhook_enabled) {
-    await pauseClaimedDelivery(deps.db, claim);
-    deps.logger.info('delivery paused: webhook disabled', logFields(claim, job.attempt));
-    return 'paused';
+    if (await pauseClaimedDelivery(deps.db, claim)) {
+      deps.logger.info('delivery paused: webhook disabled', logFields(claim, job.attempt));
+      return 'paused';
+    }
+    // Enabled again while we looked: the same attempt goes back in the queue, now.
+    await enqueueDeliveries(deps.db, [
+      {
+        deliveryId: claim.id,
+        attempt: job.attempt,
+        priority,
+        tenantId: claim.tenant_id,
+        ...(job.traceparent ? { traceparent: job.traceparent } : {}),
+      },
+    ]);
+    return 'handed_back';
   }
   if (!claim.leased) {
     // Over the tenant's cap: the attempt waits its turn (the claim stays, the re-run reclaims it).

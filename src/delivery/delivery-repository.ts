@@ -78,10 +78,16 @@ export async function claimAttempt(
  * `resumePausedDeliveries` (on re-enabling) queues it again.
  */
 export async function pauseClaimedDelivery(db: Kysely<Database>, claim: ClaimedDelivery): Promise<boolean> {
+  // The webhook row is read under a share lock: a re-enable in progress is waited for and seen,
+  // so a delivery is never left paused behind a webhook that was enabled meanwhile (its
+  // resume would not have found it, as it was not paused yet). False: not paused, the caller
+  // queues the attempt again.
   const result = await sql`
+    with webhook as (select enabled from webhooks where id = ${claim.webhook_id} for share)
     update deliveries
        set status = 'paused', attempt_count = attempt_count - 1, next_attempt_at = null, updated_at = now()
      where id = ${claim.id} and status = 'pending' and updated_at = ${claim.claim_token}::timestamptz
+       and not coalesce((select enabled from webhook), false)
   `.execute(db);
   return Number(result.numAffectedRows ?? 0) > 0;
 }
