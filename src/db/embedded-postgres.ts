@@ -32,6 +32,11 @@ export interface EmbeddedPostgres {
 export interface EmbeddedPostgresOptions {
   dataDir: string;
   databaseName?: string;
+  /**
+   * Port for a server this call starts (default: any free one). A server already running on
+   * `dataDir` is adopted on its own port whatever this says.
+   */
+  port?: number;
   log?: (message: string, meta?: Record<string, unknown>) => void;
 }
 
@@ -248,7 +253,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
         () => undefined,
       );
     }
-    port = await freePort();
+    port = options.port ?? (await freePort());
     log('starting embedded PostgreSQL', { port });
     await startServer(bin, pgDir, port, runAs);
   }
