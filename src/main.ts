@@ -47,6 +47,23 @@ if (!config.isProduction && service.url) {
   );
 }
 
+// graphile-worker 0.17 can leave a rejected promise unheard when its local queue is released
+// while the database is away (its pool shuts down after a lost connection, then fails to return
+// the queued jobs). The delivery worker replaces such a runner and releases its jobs
+// (src/delivery/worker.ts), so that rejection is logged, not fatal. Any other unhandled
+// rejection still ends the process, as it would without this handler.
+process.on('unhandledRejection', (reason) => {
+  const err = reason instanceof Error ? reason : new Error(String(reason));
+  if (err.stack?.includes('graphile-worker')) {
+    service.logger.error('graphile-worker left a rejection unhandled; its runner is replaced', {
+      err: err.message,
+    });
+    return;
+  }
+  service.logger.error('unhandled promise rejection; exiting', { err: err.message, stack: err.stack });
+  process.exit(1);
+});
+
 let stoppingSince: number | undefined;
 const stop = (signal: string) => {
   if (stoppingSince !== undefined) {

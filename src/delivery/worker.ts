@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { Logger as WorkerLogger, run, type Runner, type Task, type WorkerEvents } from 'graphile-worker';
+import { sql } from 'kysely';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
@@ -46,6 +47,11 @@ const POLL_INTERVAL_MS = 1000;
 const WAKE_HORIZON_MS = 10_000;
 /** Wake-ups are coalesced to this granularity: at most one NOTIFY per slot per process. */
 const WAKE_SLOT_MS = 50;
+/** Back-off between attempts to replace a failed runner (the database is away). */
+const RESTART_MIN_DELAY_MS = 500;
+const RESTART_MAX_DELAY_MS = 5000;
+/** How long a failed runner's attempts may take to end: the longest request timeout, and some. */
+const RETIRED_ATTEMPTS_WAIT_MS = 35_000;
 
 export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWorker> {
   const concurrency = Math.max(1, deps.config.numWorkers);
@@ -86,22 +92,65 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
     });
   };
 
-  const events: WorkerEvents = new EventEmitter();
-  const lockOwners = new Set<string>();
-  events.on('pool:create', ({ workerPool }) => lockOwners.add(workerPool.id));
-  events.on('worker:create', ({ worker }) => lockOwners.add(worker.workerId));
+  /**
+   * One graphile-worker runner and what belongs to it. graphile-worker 0.17 gives up on a pool
+   * that cannot record a job's end (the database went away while completing or failing a job:
+   * "queue is in an inconsistent state"); the pool then shuts down, and that shutdown can hang
+   * for good (its completion batcher never drains). The process would live on, heartbeat and
+   * all, taking no jobs. Such a runner is retired instead: its ids leave the heartbeat, its
+   * running attempts end, what it still holds locked is released, and a new runner takes over
+   * as soon as the database answers. A late write by an old attempt is refused by our claim.
+   */
+  interface Generation {
+    runner: Runner | undefined;
+    /** Its pool's and workers' ids: what graphile-worker writes in `locked_by` for it. */
+    ids: Set<string>;
+    /** The attempts it is running now. */
+    running: Set<Promise<unknown>>;
+    retired: boolean;
+  }
+  const newGeneration = (): Generation => ({
+    runner: undefined,
+    ids: new Set(),
+    running: new Set(),
+    retired: false,
+  });
+  let current = newGeneration();
+  let stopping = false;
+  let replacing: Promise<void> | undefined;
+  const backOff = createPause();
 
-  let runner: Runner;
-  let heartbeat: Heartbeat | undefined;
-  try {
-    runner = await run({
+  const events: WorkerEvents = new EventEmitter();
+  events.on('pool:create', ({ workerPool }) => current.ids.add(workerPool.id));
+  events.on('worker:create', ({ worker }) => current.ids.add(worker.workerId));
+  events.on('pool:fatalError', ({ workerPool, error }) => {
+    if (current.ids.has(workerPool.id)) retire(current, errorText(error));
+  });
+  events.on('worker:fatalError', ({ worker, error }) => {
+    if (current.ids.has(worker.workerId)) retire(current, errorText(error));
+  });
+
+  const taskOf =
+    (generation: Generation): Task =>
+    async (payload, helpers) => {
+      const attempt = Promise.resolve(deliver(payload, helpers));
+      generation.running.add(attempt);
+      try {
+        await attempt;
+      } finally {
+        generation.running.delete(attempt);
+      }
+    };
+
+  const startRunner = (generation: Generation) =>
+    run({
       pgPool: deps.pool,
       concurrency,
       noHandleSignals: true,
       pollInterval: POLL_INTERVAL_MS,
       parsedCronItems: [],
       logger: graphileLogger(deps.logger),
-      taskList: { [DELIVER_TASK]: deliver },
+      taskList: { [DELIVER_TASK]: taskOf(generation) },
       gracefulShutdownAbortTimeout: deps.config.shutdownTimeoutMs,
       events,
       preset: {
@@ -114,9 +163,56 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
         },
       },
     });
+
+  const supervise = (generation: Generation) => {
+    generation.runner!.promise.then(
+      () => retire(generation, 'runner ended'),
+      (err: unknown) => retire(generation, errorText(err)),
+    );
+  };
+
+  function retire(generation: Generation, reason: string): void {
+    if (stopping || generation.retired || generation !== current) return;
+    generation.retired = true;
+    current = newGeneration();
+    deps.logger.error('delivery runner failed; replacing it', { reason });
+    replacing = replace(generation);
+  }
+
+  async function replace(old: Generation): Promise<void> {
+    // Ends what the old runner runs beside its pool (its LISTEN client), without waiting for the pool.
+    old.runner?.stop().catch(() => undefined);
+    await Promise.race([Promise.allSettled([...old.running]), backOff.wait(RETIRED_ATTEMPTS_WAIT_MS)]);
+    for (let attempt = 0; !stopping; attempt++) {
+      const next = current;
+      try {
+        await sql`select graphile_worker.force_unlock_workers(${[...old.ids]}::text[])`.execute(deps.db);
+        next.runner = await startRunner(next);
+        if (stopping) return;
+        supervise(next);
+        deps.logger.warn('delivery runner replaced', { released_worker_ids: [...old.ids] });
+        return;
+      } catch (err) {
+        // Whatever a half-started runner locked is released with the old runner's jobs.
+        for (const id of next.ids) old.ids.add(id);
+        next.ids.clear();
+        const delayMs = Math.min(RESTART_MAX_DELAY_MS, RESTART_MIN_DELAY_MS * 2 ** attempt);
+        deps.logger.warn('delivery runner not replaced yet; trying again', {
+          err: errorText(err),
+          retry_in_ms: delayMs,
+        });
+        await backOff.wait(delayMs);
+      }
+    }
+  }
+
+  let heartbeat: Heartbeat | undefined;
+  try {
+    current.runner = await startRunner(current);
+    supervise(current);
     heartbeat = await startHeartbeat({
       db: deps.db,
-      workerIds: () => [leaseOwner, ...lockOwners],
+      workerIds: () => [leaseOwner, ...current.ids],
       staleAfterMs: deps.config.workerStaleAfterMs,
       logger: deps.logger,
     });
@@ -127,16 +223,43 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
   }
 
   return {
-    lockOwnerIds: () => [...lockOwners],
+    lockOwnerIds: () => [...current.ids],
     async stop() {
+      stopping = true;
       wakeUps.stop();
+      backOff.cancel();
       try {
-        await runner.stop();
+        await replacing;
+        // A runner that already ended on its own has nothing left to stop.
+        await current.runner?.stop().catch((err: Error) => {
+          if (!/already stopped/i.test(err.message)) throw err;
+        });
       } finally {
         httpClient.close();
         // Last: until the runner has stopped, our jobs and leases must not look abandoned.
         await heartbeat?.stop();
       }
+    },
+  };
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A wait that `cancel()` cuts short (a stop during a restart back-off). */
+function createPause(): { wait(ms: number): Promise<void>; cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let wake: (() => void) | undefined;
+  return {
+    wait: (ms) =>
+      new Promise<void>((resolve) => {
+        wake = resolve;
+        timer = setTimeout(resolve, ms);
+      }),
+    cancel() {
+      clearTimeout(timer);
+      wake?.();
     },
   };
 }
