@@ -69,26 +69,44 @@ export async function sweepStaleWorkers(db: Kysely<Database>, staleAfterMs: numb
   });
 }
 
-/** Beats every staleness/6 (5 s by default) and sweeps every staleness/3, at a random offset per process. */
+/**
+ * Beats every staleness/6 (5 s by default) and sweeps every staleness/3, at a random offset per
+ * process. A process whose beat failed (the database was away) cannot tell a dead worker from
+ * one that could not reach the database either — nor from itself: it sweeps again only after
+ * beating without a break for a whole staleness window, which gives every live worker time to
+ * beat again first.
+ */
 export async function startHeartbeat(options: HeartbeatOptions): Promise<Heartbeat> {
   const { db, workerIds, staleAfterMs, logger } = options;
   await beat(db, workerIds());
+  /** Since when beats have succeeded without a break; undefined after a failed one. */
+  let beatingSince: number | undefined = Date.now() - staleAfterMs;
   const beatEvery = Math.max(200, Math.floor(staleAfterMs / 6));
   const sweepEvery = Math.max(500, Math.floor(staleAfterMs / 3));
   const beatTimer = setInterval(() => {
-    beat(db, workerIds()).catch((err: Error) => logger.warn('heartbeat failed', { err: err.message }));
+    beat(db, workerIds()).then(
+      () => {
+        beatingSince ??= Date.now();
+      },
+      (err: Error) => {
+        beatingSince = undefined;
+        logger.warn('heartbeat failed', { err: err.message });
+      },
+    );
   }, beatEvery);
-  const sweep = () =>
+  const sweep = () => {
+    if (beatingSince === undefined || Date.now() - beatingSince < staleAfterMs) return;
     sweepStaleWorkers(db, staleAfterMs).then(
       (released) => {
         if (released.length > 0) logger.warn('released jobs of stale workers', { worker_ids: released });
       },
       (err: Error) => logger.warn('stale-worker sweep failed', { err: err.message }),
     );
+  };
   const sweepTimer = setInterval(sweep, sweepEvery + Math.floor(Math.random() * 500));
   beatTimer.unref();
   sweepTimer.unref();
-  void sweep();
+  sweep();
   return {
     async stop() {
       clearInterval(beatTimer);
