@@ -62,6 +62,14 @@ export async function sweepStaleWorkers(db: Kysely<Database>, staleAfterMs: numb
     `.execute(trx);
     const ids = stale.rows.map((row) => row.worker_id);
     if (ids.length === 0) return [];
+    // A job whose key went to a newer job while it ran (graphile-worker's add_jobs then sets its
+    // key to null and its attempts to max_attempts, e.g. a throttled attempt queued again) can
+    // never run again, and nothing else would remove it: the newer job carries the delivery on.
+    // Its worker would have deleted it on completion; the sweeper does that in its stead.
+    await sql`
+      delete from graphile_worker._private_jobs
+       where locked_by = any(${ids}::text[]) and key is null and attempts >= max_attempts
+    `.execute(trx);
     await sql`select graphile_worker.force_unlock_workers(${ids}::text[])`.execute(trx);
     await sql`delete from delivery_leases where worker_id = any(${ids}::text[])`.execute(trx);
     await sql`delete from worker_heartbeats where worker_id = any(${ids}::text[])`.execute(trx);
