@@ -31,6 +31,8 @@ export interface Config {
   databasePoolSize: number;
   /** A worker whose heartbeat is older than this is taken for dead and its jobs are released. */
   workerStaleAfterMs: number;
+  /** graphile-worker's local queue (jobs locked in batches); 0 = off, the fair default. */
+  workerLocalQueueSize: number;
   /** A webhook failing without a success for this long is disabled; 0 = never (WEBHOOK_AUTO_DISABLE_AFTER). */
   webhookAutoDisableAfterMs: number;
   /** How often each worker process looks for such webhooks (WEBHOOK_AUTO_DISABLE_SWEEP_MS). */
@@ -150,6 +152,7 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 15000, 0, 600000),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 20, 2, 500),
     workerStaleAfterMs: integer(env, 'WORKER_STALE_AFTER_MS', 30000, 1000, 4 * 3600 * 1000),
+    workerLocalQueueSize: integer(env, 'WORKER_LOCAL_QUEUE_SIZE', 0, 0, 10000),
     webhookAutoDisableAfterMs: duration(env, 'WEBHOOK_AUTO_DISABLE_AFTER', 5 * 86_400_000),
     webhookAutoDisableSweepMs: integer(env, 'WEBHOOK_AUTO_DISABLE_SWEEP_MS', 60_000, 50, 24 * 3600 * 1000),
   };

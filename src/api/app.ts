@@ -30,8 +30,9 @@ export function createApp(deps: ApiDeps): Koa {
   const open = healthRoutes(deps);
   app.use(open.routes());
 
+  const auth = authenticate(deps.jwtSecret);
   const authed = new Router();
-  authed.use(authenticate(deps.jwtSecret));
+  authed.use(auth);
   authed.use(jsonBody(deps.config.maxPayloadBytes));
   for (const router of [
     webhookRoutes(deps),
@@ -45,6 +46,6 @@ export function createApp(deps: ApiDeps): Koa {
   }
   app.use(authed.routes());
   // Anything that matched no route: 401 first if there is no token (nothing is disclosed), else 404.
-  app.use(authenticate(deps.jwtSecret));
+  app.use(auth);
   return app;
 }

@@ -84,6 +84,8 @@ class ClaimLostError extends Error {}
 
 /** How long an attempt over its tenant's concurrency cap waits before it tries again. */
 const THROTTLE_MIN_MS = 100;
+/** A tenant whose oldest running delivery here is older than this counts as slow. */
+const SLOW_TENANT_MS = 250;
 const THROTTLE_JITTER_MS = 200;
 
 export function parseDeliverPayload(raw: unknown): DeliverJobPayload | undefined {
@@ -101,12 +103,7 @@ export function parseDeliverPayload(raw: unknown): DeliverJobPayload | undefined
   };
 }
 
-/**
- * The same job again, a little later, for a tenant that is at its limit (its share of this
- * process's slots, or max_concurrent_deliveries). It goes to the back of the fair order (rank
- * FAIR_RANK_CAP, where a flood's jobs already are): otherwise it would come back at its low
- * rank again and again, and that churn would keep other tenants' next deliveries waiting.
- */
+/** The same job again, a little later, for a tenant that is at one of its limits. */
 async function queueAgainShortly(deps: DeliveryEngineDeps, job: DeliverJobPayload, priority: number) {
   const runAt = new Date(Date.now() + THROTTLE_MIN_MS + Math.random() * THROTTLE_JITTER_MS);
   await enqueueDeliveries(deps.db, [
@@ -114,7 +111,7 @@ async function queueAgainShortly(deps: DeliveryEngineDeps, job: DeliverJobPayloa
       deliveryId: job.delivery_id,
       attempt: job.attempt,
       runAt,
-      priority: Math.max(priority, FAIR_RANK_CAP),
+      priority,
       ...(job.tenant_id ? { tenantId: job.tenant_id } : {}),
       ...(job.traceparent ? { traceparent: job.traceparent } : {}),
     },
@@ -135,17 +132,21 @@ export async function deliverWebhook(
   }
 
   const priority = options.priority ?? 0;
-  const tenantSlot = job.tenant_id;
-  if (tenantSlot !== undefined && deps.slots && !deps.slots.tryTake(tenantSlot)) {
-    // This tenant already has its fair share of this process's slots: nothing claimed, try later.
-    await queueAgainShortly(deps, job, priority);
+  const release = job.tenant_id !== undefined ? deps.slots?.tryTake(job.tenant_id) : undefined;
+  if (job.tenant_id !== undefined && deps.slots && !release) {
+    // This tenant already has its share of this process's slots: nothing claimed, try later.
+    // A tenant whose deliveries are slow goes to the back of the fair order (its own churn
+    // must not keep others waiting); a fast one that is only momentarily at its share keeps
+    // its place.
+    const slow = deps.slots.busyForMs(job.tenant_id) > SLOW_TENANT_MS;
+    await queueAgainShortly(deps, job, slow ? Math.max(priority, FAIR_RANK_CAP) : priority);
     deps.metrics.rateLimited.inc({ limit: 'worker_share' });
     return 'throttled';
   }
   try {
     return await deliverClaimed(deps, job, priority, options.signal);
   } finally {
-    if (tenantSlot !== undefined) deps.slots?.release(tenantSlot);
+    release?.();
   }
 }
 
@@ -178,8 +179,9 @@ async function deliverClaimed(
     return 'handed_back';
   }
   if (!claim.leased) {
-    // Over the tenant's cap: the attempt waits its turn (the claim stays, the re-run reclaims it).
-    await queueAgainShortly(deps, job, priority);
+    // Over the tenant's cap: the attempt waits its turn (the claim stays, the re-run reclaims it),
+    // at the back of the fair order, where a tenant at its cap belongs.
+    await queueAgainShortly(deps, job, Math.max(priority, FAIR_RANK_CAP));
     deps.metrics.rateLimited.inc({ limit: 'concurrent_deliveries' });
     deps.logger.debug(
       'delivery throttled: tenant at max_concurrent_deliveries',

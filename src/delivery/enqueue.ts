@@ -7,7 +7,7 @@
  * job_key `delivery:<delivery id>` — so a delivery has at most one waiting job, however often
  * it is enqueued (a second enqueue replaces the waiting one).
  */
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Database } from '../db/database.js';
 
 export const DELIVER_TASK = 'deliver';
@@ -46,62 +46,73 @@ export const deliveryJobKey = (deliveryId: string): string => `delivery:${delive
  * itself. Ranks are fixed when a job is added, so within one tenant a later job may overtake an
  * earlier one with a higher rank — order is not promised outside FIFO mode.
  */
-export const FAIR_RANK_CAP = 1000;
+export const FAIR_RANK_CAP = 100;
 /** Priority of bulk requeues (DLQ retry, recovery): behind every tenant's fresh traffic. */
 export const BULK_PRIORITY = FAIR_RANK_CAP + 1;
 
-async function fairPriorities(db: Kysely<Database>, jobs: readonly DeliveryJob[]): Promise<number[]> {
-  const ranked = jobs.filter((job) => job.priority === undefined && job.tenantId !== undefined);
-  if (ranked.length === 0) return jobs.map((job) => job.priority ?? 0);
-  const inThisCall = new Map<string, number>();
-  for (const job of ranked) inThisCall.set(job.tenantId!, (inThisCall.get(job.tenantId!) ?? 0) + 1);
-  const { rows } = await sql<{ tenant_id: string; waiting: number }>`
-    select t.tenant_id,
-           (select count(*)::int from (
-              select 1 from deliveries d
-               where d.tenant_id = t.tenant_id and d.status = 'pending'
-               limit ${FAIR_RANK_CAP} + t.in_this_call) waiting) as waiting
-      from unnest(${[...inThisCall.keys()]}::text[], ${[...inThisCall.values()]}::int[]) as t(tenant_id, in_this_call)
-  `.execute(db);
-  // The caller inserted this call's deliveries already: they are in `waiting`, not ahead of it.
-  const next = new Map(
-    rows.map((row) => [row.tenant_id, Math.max(0, row.waiting - inThisCall.get(row.tenant_id)!)]),
-  );
-  return jobs.map((job) => {
-    if (job.priority !== undefined) return job.priority;
-    if (job.tenantId === undefined) return 0;
-    const rank = next.get(job.tenantId) ?? 0;
-    next.set(job.tenantId, rank + 1);
-    return Math.min(rank, FAIR_RANK_CAP);
-  });
+/**
+ * Two CTEs that add a `deliver` job for each row of the relation `source`, with one `add_jobs`
+ * call: `job_waiting` (each ranked tenant's waiting deliveries, up to FAIR_RANK_CAP, not
+ * counting this call's own) and `added_jobs`. The statement must reference `added_jobs`, or
+ * PostgreSQL does not run it. `source` has the columns delivery_id uuid, attempt int,
+ * tenant_id text, priority int (null: the tenant's fair rank), run_at timestamptz,
+ * traceparent text, ord int (the order within the call).
+ *
+ * queue_name (the job_spec's third field) is null: jobs run in parallel. A per-webhook FIFO
+ * mode (one delivery in flight per webhook, in event order) would pass the webhook id there.
+ */
+export function deliveryJobCtes(source: string): RawBuilder<unknown> {
+  const src = sql.raw(source);
+  return sql`
+    job_waiting as materialized (
+      select t.tenant_id,
+             (select count(*)::int from (
+                select 1 from deliveries d
+                 where d.tenant_id = t.tenant_id and d.status = 'pending'
+                   and not exists (select 1 from ${src} x where x.delivery_id = d.id)
+                 limit ${FAIR_RANK_CAP}) w) as waiting
+        from (select distinct tenant_id from ${src} where priority is null and tenant_id is not null) t
+    ),
+    added_jobs as (
+      select 1 from graphile_worker.add_jobs(array(
+        select row(
+                 ${DELIVER_TASK},
+                 json_strip_nulls(json_build_object(
+                   'delivery_id', s.delivery_id, 'attempt', s.attempt,
+                   'tenant_id', s.tenant_id, 'traceparent', s.traceparent)),
+                 null, s.run_at, 25, 'delivery:' || s.delivery_id,
+                 coalesce(s.priority, case
+                   when s.tenant_id is null then 0
+                   else least(${FAIR_RANK_CAP}, coalesce(w.waiting, 0)
+                        + row_number() over (partition by s.tenant_id, s.priority is null order by s.ord)::int - 1)
+                 end),
+                 null
+               )::graphile_worker.job_spec
+          from ${src} s
+          left join job_waiting w on w.tenant_id = s.tenant_id
+         order by s.ord
+      ))
+    )`;
 }
 
-/** Adds one job per delivery with a single `add_jobs` call (one NOTIFY however many). */
+/** Adds one job per delivery in one statement with a single `add_jobs` call (one NOTIFY however many). */
 export async function enqueueDeliveries(db: Kysely<Database>, jobs: readonly DeliveryJob[]): Promise<void> {
   if (jobs.length === 0) return;
-  const priorities = await fairPriorities(db, jobs);
-  const specs = jobs.map((job, i) => ({
-    key: deliveryJobKey(job.deliveryId),
-    payload: {
-      delivery_id: job.deliveryId,
-      attempt: job.attempt,
-      ...(job.tenantId ? { tenant_id: job.tenantId } : {}),
-      ...(job.traceparent ? { traceparent: job.traceparent } : {}),
-    } satisfies DeliverJobPayload,
+  const rows = jobs.map((job, ord) => ({
+    delivery_id: job.deliveryId,
+    attempt: job.attempt,
+    tenant_id: job.tenantId ?? null,
+    priority: job.priority ?? null,
     run_at: job.runAt?.toISOString() ?? null,
-    priority: priorities[i]!,
+    traceparent: job.traceparent ?? null,
+    ord,
   }));
-  // queue_name (the third field) is null: jobs run in parallel. A per-webhook FIFO mode (one
-  // delivery in flight per webhook, in event order) would pass the webhook id there.
   await sql`
-    select 1 from graphile_worker.add_jobs(
-      array(
-        select row(
-          ${DELIVER_TASK}, s.payload, null, s.run_at, 25, s.key, s.priority, null
-        )::graphile_worker.job_spec
-        from json_to_recordset(${JSON.stringify(specs)}::json)
-          as s(key text, payload json, run_at timestamptz, priority int)
-      )
-    )
+    with src as materialized (
+      select * from json_to_recordset(${JSON.stringify(rows)}::json)
+        as s(delivery_id uuid, attempt int, tenant_id text, priority int, run_at timestamptz, traceparent text, ord int)
+    ),
+    ${deliveryJobCtes('src')}
+    select count(*) from added_jobs
   `.execute(db);
 }

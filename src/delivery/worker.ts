@@ -155,8 +155,11 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
       events,
       preset: {
         worker: {
-          // One query locks a batch of due jobs for the whole pool instead of one per worker.
-          localQueue: { size: concurrency },
+          // A local queue locks a batch of due jobs for the whole pool in one query: fewer
+          // queries, but the batch is taken in claim order before anyone looks at it, so a
+          // throttled tenant's jobs in it delay everyone else's. Off unless configured (for a
+          // deployment with one tenant, or with tenants that never hit their limits).
+          localQueue: { size: deps.config.workerLocalQueueSize > 0 ? deps.config.workerLocalQueueSize : -1 },
           // Completions are batched into one statement; a job run again is harmless (our claim).
           completeJobBatchDelay: 0,
           failJobBatchDelay: 0,

@@ -6,6 +6,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database } from '../db/database.js';
 import type { DeliveryAttemptTable, DeliveryTable } from '../delivery/delivery.table.js';
+import { deliveryJobCtes } from '../delivery/enqueue.js';
 import type { EventTable } from './event.table.js';
 
 export type EventRow = Selectable<EventTable>;
@@ -32,39 +33,56 @@ export interface CreatedDelivery {
   tenant_id: string;
 }
 
-/** One multi-row insert, whatever the number of events. */
-export async function insertEvents(db: Kysely<Database>, events: readonly NewEvent[]): Promise<void> {
-  const rows = events.map((e) => ({
+/**
+ * The events, one `pending` delivery per event and enabled webhook of its tenant whose
+ * `event_types` overlaps the event's matching filters, and a job per delivery (fair rank, one
+ * `add_jobs` call): one statement, one round trip, whatever the number of events. Answers the
+ * deliveries in event order, then webhook creation order.
+ */
+export async function storeEventBatch(
+  db: Kysely<Database>,
+  events: readonly NewEvent[],
+): Promise<CreatedDelivery[]> {
+  const rows = events.map((e, ord) => ({
     id: e.id,
     tenant_id: e.tenantId,
     type: e.type,
     payload: e.payload,
     idempotency_key: e.idempotencyKey,
+    filters: e.filters,
+    traceparent: e.traceparent ?? null,
+    ord,
   }));
-  await sql`
-    insert into events (id, tenant_id, type, payload, idempotency_key)
-    select e.id, e.tenant_id, e.type, e.payload, e.idempotency_key
-    from json_to_recordset(${JSON.stringify(rows)}::json)
-      as e(id uuid, tenant_id text, type text, payload jsonb, idempotency_key text)
-  `.execute(db);
-}
-
-/**
- * One `pending` delivery per event and enabled webhook of its tenant whose `event_types`
- * overlaps the event's matching filters; one insert for all the events.
- */
-export async function insertMatchingDeliveries(
-  db: Kysely<Database>,
-  events: readonly NewEvent[],
-): Promise<CreatedDelivery[]> {
-  const rows = events.map((e) => ({ id: e.id, tenant_id: e.tenantId, filters: e.filters }));
   const result = await sql<CreatedDelivery>`
-    insert into deliveries (id, event_id, webhook_id, tenant_id)
-    select gen_random_uuid(), e.id, w.id, e.tenant_id
-    from json_to_recordset(${JSON.stringify(rows)}::json) as e(id uuid, tenant_id text, filters text[])
-    join webhooks w on w.tenant_id = e.tenant_id and w.enabled and w.event_types && e.filters
-    order by e.id, w.created_at, w.id
-    returning id, event_id, webhook_id, tenant_id
+    with input as materialized (
+      select * from json_to_recordset(${JSON.stringify(rows)}::json)
+        as e(id uuid, tenant_id text, type text, payload jsonb, idempotency_key text, filters text[],
+             traceparent text, ord int)
+    ),
+    new_events as (
+      insert into events (id, tenant_id, type, payload, idempotency_key)
+      select id, tenant_id, type, payload, idempotency_key from input
+    ),
+    matched as materialized (
+      select gen_random_uuid() as delivery_id, e.id as event_id, w.id as webhook_id, e.tenant_id,
+             e.traceparent, (row_number() over (order by e.ord, w.created_at, w.id))::int as ord
+        from input e
+        join webhooks w on w.tenant_id = e.tenant_id and w.enabled and w.event_types && e.filters
+    ),
+    new_deliveries as (
+      insert into deliveries (id, event_id, webhook_id, tenant_id)
+      select delivery_id, event_id, webhook_id, tenant_id from matched
+    ),
+    src as (
+      select delivery_id, 1 as attempt, tenant_id, null::int as priority, null::timestamptz as run_at,
+             traceparent, ord
+        from matched
+    ),
+    ${deliveryJobCtes('src')}
+    select m.delivery_id as id, m.event_id, m.webhook_id, m.tenant_id
+      from matched m
+     where (select count(*) from added_jobs) >= 0
+     order by m.ord
   `.execute(db);
   return result.rows;
 }

@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
-import { enqueueDeliveries } from '../delivery/enqueue.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { currentTraceparent } from '../observability/trace-context.js';
@@ -17,8 +16,7 @@ import { ensureTenant } from '../tenancy/tenant-repository.js';
 import {
   claimIdempotencyKey,
   findIdempotentResponse,
-  insertEvents,
-  insertMatchingDeliveries,
+  storeEventBatch,
   saveIdempotentResponse,
   type NewEvent,
 } from './event-repository.js';
@@ -167,18 +165,7 @@ async function currentRateLimit(db: Db, tenantId: string): Promise<RateLimitStat
 
 async function insertAdmitted(db: Db, events: readonly NewEvent[]): Promise<IngestResult[]> {
   if (events.length === 0) return [];
-  await insertEvents(db, events);
-  const deliveries = await insertMatchingDeliveries(db, events);
-  const traceparents = new Map(events.map((e) => [e.id, e.traceparent]));
-  await enqueueDeliveries(
-    db,
-    deliveries.map((d) => ({
-      deliveryId: d.id,
-      attempt: 1,
-      tenantId: d.tenant_id,
-      ...withTraceparent(traceparents.get(d.event_id)),
-    })),
-  );
+  const deliveries = await storeEventBatch(db, events);
   const byEvent = new Map<string, string[]>(events.map((e) => [e.id, []]));
   for (const d of deliveries) byEvent.get(d.event_id)!.push(d.id);
   return events.map((e) => {
