@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { createApp } from './api/app.js';
 import { loadJwtSecret } from './api/auth.js';
+import { answerUnparsableRequest } from './api/error-middleware.js';
 import { createDatabase, type DatabaseHandle } from './db/database.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrate } from './db/migrate.js';
@@ -82,7 +83,24 @@ export async function startService(
 
     let worker: DeliveryWorker | undefined;
     if (config.role !== 'api' && config.numWorkers > 0) {
-      worker = await startDeliveryWorker({ config, db: database.db, pool: database.pool, logger, metrics });
+      // The delivery worker's writes (claims, attempts, next jobs, graphile-worker's own job
+      // completions) commit without waiting for the disk. A crash may lose the last of them;
+      // that only makes an attempt run again (a duplicate with the same webhook-id), never
+      // loses a delivery: every accepted event's deliveries and jobs were committed durably
+      // by the API pool at ingestion, and WAL is replayed in order, so a lost write takes
+      // every later one with it.
+      const workerDatabase = createDatabase(databaseUrl, {
+        max: config.numWorkers + 4,
+        asynchronousCommit: true,
+      });
+      cleanups.push(() => workerDatabase.close());
+      worker = await startDeliveryWorker({
+        config,
+        db: workerDatabase.db,
+        pool: workerDatabase.pool,
+        logger,
+        metrics,
+      });
       cleanups.push(() => worker!.stop());
     }
     if (config.role !== 'api' && config.webhookAutoDisableAfterMs > 0) {
@@ -100,6 +118,7 @@ export async function startService(
     if (config.role !== 'worker') {
       const app = createApp({ config, db: database.db, pool: database.pool, logger, metrics, jwtSecret });
       const server = http.createServer(app.callback());
+      server.on('clientError', answerUnparsableRequest);
       server.keepAliveTimeout = 65_000;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

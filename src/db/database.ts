@@ -43,10 +43,15 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-export function createDatabase(connectionString: string, options: { max?: number } = {}): DatabaseHandle {
+export function createDatabase(
+  connectionString: string,
+  options: { max?: number; asynchronousCommit?: boolean } = {},
+): DatabaseHandle {
   const pool = new pg.Pool({
     connectionString,
     max: options.max ?? 20,
+    // See service.ts for why the delivery worker's own writes need not wait for the disk.
+    ...(options.asynchronousCommit ? { options: '-c synchronous_commit=off' } : {}),
     // A request must not hang while the database is away: fail fast and answer 503.
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30000,
