@@ -5,6 +5,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Principal } from '../api/auth.js';
 import type { Database } from '../db/database.js';
+import { pageWithTotal } from '../db/page.js';
 
 export interface AuditEntry {
   /** `<tenant_id>:<role>` of the token (see `actorOf`), or `system` for automatic actions. */
@@ -63,25 +64,23 @@ export async function listAudit(
   if (filter.action !== undefined) base = base.where('action', '=', filter.action);
   if (filter.objectType !== undefined) base = base.where('object_type', '=', filter.objectType);
   if (filter.objectId !== undefined) base = base.where('object_id', '=', filter.objectId);
-  const [rows, count] = await Promise.all([
-    base
-      .select([
-        'id',
-        'at',
-        'actor',
-        'action',
-        'object_type',
-        'object_id',
-        'tenant_id',
-        'request_id',
-        'details',
-      ])
-      .orderBy('at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(filter.limit)
-      .offset(filter.offset)
-      .execute(),
-    base.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow(),
-  ]);
-  return { rows, total: count.total };
+  return pageWithTotal(
+    base,
+    (q) =>
+      q
+        .select([
+          'id',
+          'at',
+          'actor',
+          'action',
+          'object_type',
+          'object_id',
+          'tenant_id',
+          'request_id',
+          'details',
+        ])
+        .orderBy('at', 'desc')
+        .orderBy('id', 'desc'),
+    filter,
+  );
 }

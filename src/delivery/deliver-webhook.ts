@@ -103,19 +103,32 @@ export function parseDeliverPayload(raw: unknown): DeliverJobPayload | undefined
   };
 }
 
-/** The same job again, a little later, for a tenant that is at one of its limits. */
-async function queueAgainShortly(deps: DeliveryEngineDeps, job: DeliverJobPayload, priority: number) {
-  const runAt = new Date(Date.now() + THROTTLE_MIN_MS + Math.random() * THROTTLE_JITTER_MS);
+/**
+ * The same attempt back in the queue: its claim (if any) stays, and the re-run reclaims it.
+ * `tenantId` defaults to the job's own.
+ */
+async function requeueAttempt(
+  deps: DeliveryEngineDeps,
+  job: DeliverJobPayload,
+  options: { priority: number; runAt?: Date; tenantId?: string },
+): Promise<void> {
+  const tenantId = options.tenantId ?? job.tenant_id;
   await enqueueDeliveries(deps.db, [
     {
       deliveryId: job.delivery_id,
       attempt: job.attempt,
-      runAt,
-      priority,
-      ...(job.tenant_id ? { tenantId: job.tenant_id } : {}),
+      priority: options.priority,
+      ...(options.runAt ? { runAt: options.runAt } : {}),
+      ...(tenantId ? { tenantId } : {}),
       ...(job.traceparent ? { traceparent: job.traceparent } : {}),
     },
   ]);
+}
+
+/** The same job again, a little later, for a tenant that is at one of its limits. */
+async function queueAgainShortly(deps: DeliveryEngineDeps, job: DeliverJobPayload, priority: number) {
+  const runAt = new Date(Date.now() + THROTTLE_MIN_MS + Math.random() * THROTTLE_JITTER_MS);
+  await requeueAttempt(deps, job, { priority, runAt });
   // Wake the workers when it is due rather than at the next poll.
   deps.onRetryScheduled?.(runAt);
 }
@@ -167,15 +180,7 @@ async function deliverClaimed(
       return 'paused';
     }
     // Enabled again while we looked: the same attempt goes back in the queue, now.
-    await enqueueDeliveries(deps.db, [
-      {
-        deliveryId: claim.id,
-        attempt: job.attempt,
-        priority,
-        tenantId: claim.tenant_id,
-        ...(job.traceparent ? { traceparent: job.traceparent } : {}),
-      },
-    ]);
+    await requeueAttempt(deps, job, { priority, tenantId: claim.tenant_id });
     return 'handed_back';
   }
   if (!claim.leased) {
@@ -195,15 +200,7 @@ async function deliverClaimed(
     // The process is stopping: queue the same attempt again for whichever worker is next (the
     // claim stays, and the new job reclaims it). Should that fail, the throw lets
     // graphile-worker hand the job back instead.
-    await enqueueDeliveries(deps.db, [
-      {
-        deliveryId: claim.id,
-        attempt: job.attempt,
-        priority,
-        tenantId: claim.tenant_id,
-        ...(job.traceparent ? { traceparent: job.traceparent } : {}),
-      },
-    ]).catch((err: unknown) => {
+    await requeueAttempt(deps, job, { priority, tenantId: claim.tenant_id }).catch((err: unknown) => {
       throw new AttemptInterruptedError(claim.id, job.attempt, err);
     });
     deps.logger.info('delivery attempt handed back: stopping', logFields(claim, job.attempt));

@@ -10,6 +10,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { writeAudit } from '../audit/audit-repository.js';
 import type { Database } from '../db/database.js';
+import { pageWithTotal } from '../db/page.js';
 
 export interface DeadLetter {
   deliveryId: string;
@@ -109,18 +110,24 @@ export async function listDeadLetters(
   if (filter.webhookId !== undefined) base = base.where('webhook_id', '=', filter.webhookId);
   if (filter.since !== undefined) base = base.where('created_at', '>=', new Date(filter.since));
   if (filter.until !== undefined) base = base.where('created_at', '<', new Date(filter.until));
-  const [rows, count] = await Promise.all([
-    base
-      .select(['delivery_id', 'webhook_id', 'event_id', 'tenant_id', 'last_error', 'attempts', 'created_at'])
-      // The order of the (tenant_id, created_at desc, delivery_id) and (created_at desc, delivery_id) indexes.
-      .orderBy('created_at', 'desc')
-      .orderBy('delivery_id', 'asc')
-      .limit(filter.limit)
-      .offset(filter.offset)
-      .execute(),
-    base.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow(),
-  ]);
-  return { rows, total: count.total };
+  return pageWithTotal(
+    base,
+    (q) =>
+      q
+        .select([
+          'delivery_id',
+          'webhook_id',
+          'event_id',
+          'tenant_id',
+          'last_error',
+          'attempts',
+          'created_at',
+        ])
+        // The order of the (tenant_id, created_at desc, delivery_id) and (created_at desc, delivery_id) indexes.
+        .orderBy('created_at', 'desc')
+        .orderBy('delivery_id', 'asc'),
+    filter,
+  );
 }
 
 export interface RemovedDeadLetter {

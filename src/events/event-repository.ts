@@ -5,6 +5,7 @@
  */
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database } from '../db/database.js';
+import { pageWithTotal } from '../db/page.js';
 import type { DeliveryAttemptTable, DeliveryTable } from '../delivery/delivery.table.js';
 import { deliveryJobCtes } from '../delivery/enqueue.js';
 import type { EventTable } from './event.table.js';
@@ -161,17 +162,15 @@ export async function listEvents(
   if (filter.tenantId !== undefined) base = base.where('tenant_id', '=', filter.tenantId);
   if (filter.type !== undefined) base = base.where('type', '=', filter.type);
   if (filter.since !== undefined) base = base.where('created_at', '>=', new Date(filter.since));
-  const [rows, count] = await Promise.all([
-    base
-      .select(['id', 'tenant_id', 'type', 'idempotency_key', 'created_at'])
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(filter.limit)
-      .offset(filter.offset)
-      .execute(),
-    base.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow(),
-  ]);
-  return { rows, total: count.total };
+  return pageWithTotal(
+    base,
+    (q) =>
+      q
+        .select(['id', 'tenant_id', 'type', 'idempotency_key', 'created_at'])
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc'),
+    filter,
+  );
 }
 
 export async function deliveriesOfEvent(db: Kysely<Database>, eventId: string): Promise<DeliveryRow[]> {

@@ -4,6 +4,7 @@
  */
 import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { Database } from '../db/database.js';
+import { pageWithTotal } from '../db/page.js';
 import type { WebhookTable } from './webhook.table.js';
 
 export type WebhookRow = Selectable<WebhookTable>;
@@ -68,17 +69,11 @@ export async function listWebhooks(
   let base = db.selectFrom('webhooks');
   if (filter.tenantId !== undefined) base = base.where('tenant_id', '=', filter.tenantId);
   if (filter.enabled !== undefined) base = base.where('enabled', '=', filter.enabled);
-  const [rows, count] = await Promise.all([
-    base
-      .selectAll()
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(filter.limit)
-      .offset(filter.offset)
-      .execute(),
-    base.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow(),
-  ]);
-  return { rows, total: count.total };
+  return pageWithTotal(
+    base,
+    (q) => q.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc'),
+    filter,
+  );
 }
 
 export async function updateWebhook(
