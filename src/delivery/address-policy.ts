@@ -30,10 +30,21 @@ export function checkAddress(ip: string, allowlist: readonly Cidr[]): AddressVer
   if (!ipaddr.isValid(bare)) return { allowed: false, range: 'invalid', address: ip };
   // process() turns ::ffff:a.b.c.d into a.b.c.d so that the IPv4 rules apply to it.
   const address = ipaddr.process(bare);
-  const range = address.range();
+  const range = reservedIpv6(address) ? 'reserved' : address.range();
   const allowed =
     range === 'unicast' || inAllowlist(address, allowlist) || inAllowlist(ipaddr.parse(bare), allowlist);
   return { allowed, range, address: address.toString() };
+}
+
+const IETF_RESERVED_IPV6 = ipaddr.parseCIDR('::/8') as [ipaddr.IPv6, number];
+
+/**
+ * ::/8 is reserved by the IETF; what ipaddr.js names there (loopback, unspecified, mapped) has
+ * its own range already. The rest — e.g. the deprecated IPv4-compatible `::127.0.0.1`, which
+ * ipaddr.js calls unicast and some stacks once tunnelled to 127.0.0.1 — is no public address.
+ */
+function reservedIpv6(address: ipaddr.IPv4 | ipaddr.IPv6): boolean {
+  return address.kind() === 'ipv6' && address.range() === 'unicast' && address.match(IETF_RESERVED_IPV6);
 }
 
 /**
