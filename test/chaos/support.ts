@@ -274,8 +274,11 @@ export async function startGatedReceiver(): Promise<GatedReceiver> {
   };
 }
 
-/** A TCP listener that only counts the connections it accepts (and closes them). */
-export async function startConnectionCounter(host: '127.0.0.1' | '::1'): Promise<{
+/** An HTTP listener that counts the connections it accepts (port 0: any free one). */
+export async function startConnectionCounter(
+  host: '127.0.0.1' | '::1',
+  port = 0,
+): Promise<{
   port: number;
   connections(): number;
   close(): Promise<void>;
@@ -286,10 +289,12 @@ export async function startConnectionCounter(host: '127.0.0.1' | '::1'): Promise
     connections++;
     socket.on('error', () => undefined);
   });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
   return {
-    port,
+    port: (server.address() as AddressInfo).port,
     connections: () => connections,
     close: () =>
       new Promise<void>((resolve) => {
