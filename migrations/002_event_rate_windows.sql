@@ -1,8 +1,8 @@
 -- Per-tenant sliding window for max_events_per_sec, shared by every API process.
 -- Ten 100 ms slots in a ring: slot_numbers[i] says which 100 ms slot (epoch ms / 100)
 -- slot_counts[i] counts. Events in the last second = the sum over slots newer than now - 1 s.
--- One row per tenant, updated in place inside the ingest transaction (row lock = the tenant's
--- admissions are serialised across processes).
+-- One row per tenant, updated in place with the row locked (the tenant's admissions are
+-- serialised across processes), in a short transaction just before the events are stored.
 create table event_rate_windows (
   tenant_id     text primary key references tenants (id) on delete cascade,
   slot_numbers  bigint[] not null default array_fill(0::bigint, array[10]),

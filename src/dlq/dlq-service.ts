@@ -95,7 +95,12 @@ export function createDlqService(deps: { db: Db; metrics: Metrics }): DlqService
         const taken = await batch(trx);
         await enqueueDeliveries(
           trx,
-          taken.map((row) => ({ deliveryId: row.id, attempt: 1, priority: BULK_PRIORITY })),
+          taken.map((row) => ({
+            deliveryId: row.id,
+            attempt: 1,
+            priority: BULK_PRIORITY,
+            tenantId: row.tenant_id,
+          })),
         );
         const perTenant = new Map<string, number>();
         for (const row of taken) perTenant.set(row.tenant_id, (perTenant.get(row.tenant_id) ?? 0) + 1);

@@ -1,8 +1,9 @@
 /**
  * max_events_per_sec, for a tenant as a whole across every API process: a sliding one-second
- * window of ten 100 ms slots kept in `event_rate_windows`, read and updated inside the ingest
- * transaction with the tenant's row locked. The limit itself is read from `quotas` in the same
- * statement, so an UPDATE quotas in psql applies to the next batch.
+ * window of ten 100 ms slots kept in `event_rate_windows`, read and updated with the tenant's
+ * row locked — in a short transaction of its own just before a batch is stored (ingestion
+ * service), or inside the keyed request's own transaction. The limit is read from `quotas` in
+ * the same statement, so an UPDATE quotas in psql applies to the next admission.
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';

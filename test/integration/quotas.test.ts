@@ -1,11 +1,8 @@
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../../src/db/database.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, type DatabaseHandle } from '../../src/db/database.js';
-import {
-  acquireDeliveryLease,
-  concurrentDeliveries,
-  releaseDeliveryLease,
-} from '../../src/tenancy/concurrency-cap.js';
+import { concurrentDeliveries } from '../../src/tenancy/concurrency-cap.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -94,6 +91,21 @@ describe('PUT /quotas/:tenant_id', () => {
     expect((await svc.call('PUT', '/quotas/acme', { token: admin, body: {} })).status).toBe(400);
   });
 });
+
+/** The lease function the delivery claim calls, on its own (as a claim would, in one statement). */
+async function acquireDeliveryLease(
+  db: Kysely<Database>,
+  lease: { tenantId: string; deliveryId: string; workerId: string },
+): Promise<boolean> {
+  const { rows } = await sql<{ held: boolean }>`
+    select acquire_delivery_lease(${lease.tenantId}, ${lease.deliveryId}::uuid, ${lease.workerId}) as held
+  `.execute(db);
+  return rows[0]?.held === true;
+}
+
+async function releaseDeliveryLease(db: Kysely<Database>, deliveryId: string): Promise<void> {
+  await sql`delete from delivery_leases where delivery_id = ${deliveryId}::uuid`.execute(db);
+}
 
 describe('delivery leases (max_concurrent_deliveries)', () => {
   let a: DatabaseHandle;
