@@ -56,18 +56,20 @@ it(`kill -9 of a worker in the middle of ${DELIVERIES} deliveries: a new worker 
     JWT_SECRET: TEST_JWT_SECRET,
     WORKER_STALE_AFTER_MS: String(STALE_AFTER_MS),
   };
-  const first = spawnChaosService(env);
+  // The killed worker batches jobs in graphile-worker's local queue (locked in its pool's name,
+  // not yet running): those must come back too.
+  const first = spawnChaosService({ ...env, WORKER_LOCAL_QUEUE_SIZE: String(NUM_WORKERS) });
   const killAfter = Math.floor(DELIVERIES * 0.3);
   await waitFor(
     () => (receiver.requests.length >= killAfter ? true : undefined),
     120_000,
     `${killAfter} deliveries before the kill`,
   );
+  const receiverInFlightAtKill = receiver.inFlight();
   first.child.kill('SIGKILL');
   const killedAt = Date.now();
   await first.exited;
   const arrivedAtKill = new Set(arrivals(receiver.requests).keys());
-  const receiverInFlightAtKill = receiver.inFlight();
 
   // What the dead process held: claimed attempts never finished (in flight), and locked jobs.
   const { rows: claimed } = await sql<{ id: string }>`
