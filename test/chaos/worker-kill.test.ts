@@ -76,7 +76,10 @@ it(`kill -9 of a worker in the middle of ${DELIVERIES} deliveries: a new worker 
     select id from deliveries where status = 'pending' and attempt_count > 0
   `.execute(db);
   const inFlightAtKill = new Set(claimed.map((row) => row.id));
-  const lockedAtKill = (await queueState(db)).locked;
+  const { rows: locked } = await sql<{ delivery_id: string }>`
+    select payload->>'delivery_id' as delivery_id from graphile_worker._private_jobs where locked_by is not null
+  `.execute(db);
+  const lockedAtKill = new Set(locked.map((row) => row.delivery_id));
 
   const second = spawnChaosService(env);
   const restartedAt = Date.now();
@@ -88,15 +91,21 @@ it(`kill -9 of a worker in the middle of ${DELIVERIES} deliveries: a new worker 
   const released = await second.logged('released jobs of stale workers').catch(() => undefined);
 
   const result = tally(ids, arrivals(receiver.requests));
+  // When the dead worker's own deliveries (claimed or locked at the kill) had all arrived after the restart.
+  const heldByDead = new Set([...inFlightAtKill, ...lockedAtKill]);
+  const heldRecoveredAt = Math.max(
+    ...receiver.requests.filter((r) => heldByDead.has(String(r.headers['webhook-id']))).map((r) => r.at),
+  );
   report('kill -9 worker', {
     deliveries: DELIVERIES,
     arrived_before_kill: arrivedAtKill.size,
     in_flight_at_kill: inFlightAtKill.size,
     receiver_in_flight_at_kill: receiverInFlightAtKill,
-    locked_jobs_at_kill: lockedAtKill,
+    locked_jobs_at_kill: lockedAtKill.size,
     lost: result.lost.length,
     duplicates: result.extraArrivals,
-    recovery_ms: allArrivedAt === undefined ? 'never' : allArrivedAt - restartedAt,
+    dead_workers_deliveries_recovered_ms: heldRecoveredAt - restartedAt,
+    all_arrived_after_restart_ms: allArrivedAt === undefined ? 'never' : allArrivedAt - restartedAt,
     kill_to_all_arrived_ms: allArrivedAt === undefined ? 'never' : allArrivedAt - killedAt,
     stale_after_ms: STALE_AFTER_MS,
   });
