@@ -47,6 +47,28 @@ export function jsonBody(maxBytes: number): Middleware {
     } catch {
       throw new AppError('invalid_request', 'The request body is not valid JSON.');
     }
+    // `1e999` parses to Infinity, which no column or jsonb value can hold (SQL fails, or it
+    // silently becomes null). The cheap test keeps the walk off the usual path.
+    if (MAYBE_TOO_LARGE_NUMBER.test(text) && holdsNonFiniteNumber(ctx.request.body)) {
+      throw new AppError('invalid_request', 'The request body holds a number too large to represent.');
+    }
     await next();
   };
+}
+
+/** An exponent of three digits or more, or a run of 309 digits: the only ways to write ±Infinity in JSON. */
+const MAYBE_TOO_LARGE_NUMBER = /[eE][+]?\d{3}|\d{309}/;
+
+/** Whether any number in the parsed value is ±Infinity (iterative: bodies may nest deeply). */
+function holdsNonFiniteNumber(root: unknown): boolean {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) return true;
+    } else if (typeof value === 'object' && value !== null) {
+      for (const child of Object.values(value)) stack.push(child);
+    }
+  }
+  return false;
 }

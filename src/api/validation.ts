@@ -48,8 +48,19 @@ function makeValidator<T>(instance: Ajv, schema: Schema | JSONSchemaType<T>, wha
 export const bodyValidator = <T>(schema: Schema | JSONSchemaType<T>): Validator<T> =>
   makeValidator<T>(ajv, schema, 'request body');
 
-export const queryValidator = <T>(schema: Schema | JSONSchemaType<T>): Validator<T> =>
-  makeValidator<T>(queryAjv, schema, 'query string');
+export function queryValidator<T>(schema: Schema | JSONSchemaType<T>): Validator<T> {
+  const validate = makeValidator<T>(queryAjv, schema, 'query string');
+  return (input: unknown): T => {
+    const query = validate(input);
+    // Coercion turns "1e999" into Infinity, and ajv lets that through `integer` and `maximum`.
+    const details = Object.entries(query as Record<string, unknown>)
+      .filter(([, value]) => typeof value === 'number' && !Number.isFinite(value))
+      .map(([name]) => ({ field: `/${name}`, message: 'must be a finite number' }));
+    if (details.length > 0)
+      throw new AppError('invalid_request', 'The query string is invalid.', { details });
+    return query;
+  };
+}
 
 /** `{ limit, offset }` with the contract's defaults: limit 1–500 (default 50), offset ≥ 0. */
 export const paginationProperties = {
