@@ -244,10 +244,24 @@ const mutatedBody = fc
     return JSON.stringify({ ...body, [target]: value });
   });
 
+/** A valid body with one field set to a number JSON can write but JavaScript cannot hold. */
+const hugeNumberBody = fc
+  .tuple(
+    fc.constantFrom(...validBodies),
+    fc.nat(),
+    fc.constantFrom('1e999', '-1e999', '1' + '0'.repeat(400), '1e308', '-0', '1E+400'),
+  )
+  .map(([body, pick, raw]) => {
+    const keys = [...Object.keys(body), 'payload'];
+    const key = keys[pick % keys.length]!;
+    return JSON.stringify({ ...body, [key]: '__N__' }).replace('"__N__"', raw);
+  });
+
 const bodyArb = fc.oneof(
   fc.constant(undefined),
   fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
   mutatedBody,
+  hugeNumberBody,
   fc.constantFrom(...validBodies).map((b) => JSON.stringify(b)),
   junkText,
   fc.integer({ min: 1, max: 5000 }).map((depth) => '['.repeat(depth) + ']'.repeat(depth)),
