@@ -431,6 +431,11 @@ it('after the fuzzing the service still works normally (it may have deleted the 
   expect(created.status).toBe(201);
   expect((await svc.call('GET', `/webhooks/${created.body.id}`, { token })).status).toBe(200);
   const event = await svc.call('POST', '/events', { token, body: { type: 'after.fuzz', payload: {} } });
+  report('API after fuzzing', {
+    webhook_created: created.status,
+    event_accepted: event.status,
+    webhooks_queued: event.body.webhooks_queued,
+  });
   expect(event.status).toBe(202);
   expect(event.body.webhooks_queued).toBe(1);
 });

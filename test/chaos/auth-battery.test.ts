@@ -252,6 +252,7 @@ describe("a tenant token against another tenant's objects on every route", () =>
   });
 
   it("lists without a tenant show only the caller's own objects", async () => {
+    let entries = 0;
     for (const path of [
       '/webhooks?limit=500',
       '/events?limit=500',
@@ -265,7 +266,9 @@ describe("a tenant token against another tenant's objects on every route", () =>
         res.body.entries.every((e: { tenant_id?: string }) => e.tenant_id === 'tenant-alice'),
         path,
       ).toBe(true);
+      entries += res.body.entries.length;
     }
+    report('auth: own lists', { lists: 4, entries_seen: entries, foreign_entries: 0 });
   });
 
   it("left the victim's data as it was", async () => {
@@ -307,5 +310,10 @@ describe("a tenant token against another tenant's objects on every route", () =>
     expect((await svc.call('GET', `/webhooks/${victim.webhookId}`, { token: victim.token })).status).toBe(
       200,
     );
+    report('auth: victim data', {
+      webhook_unchanged: true,
+      dlq_entries: letter.length,
+      events: events.length,
+    });
   });
 });

@@ -270,4 +270,5 @@ it('the listeners did count connections (they are reachable when asked directly)
     });
   }
   await waitFor(() => (connections() === 2 ? true : undefined), 2000, 'two connections counted');
+  report('SSRF listeners', { direct_connections_counted: connections() });
 });
