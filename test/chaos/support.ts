@@ -4,15 +4,12 @@
  * tallies, a receiver that holds its answers until told, and a process's peak memory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/database.js';
-import { enqueueDeliveries } from '../../src/delivery/enqueue.js';
-import { createEvent } from '../helpers/fixtures.js';
 import { REPO_ROOT } from '../helpers/process.js';
 import type { ReceivedRequest } from '../helpers/receiver.js';
 
@@ -151,27 +148,7 @@ export async function peakRssMiB(pid: number): Promise<number> {
   return Math.round(Number(match[1]) / 1024);
 }
 
-/** Queues `count` deliveries of one event to one webhook with SQL, rows and jobs in one transaction. */
-export async function queueMany(
-  db: Kysely<Database>,
-  tenantId: string,
-  webhookId: string,
-  count: number,
-): Promise<string[]> {
-  const event = await createEvent(db, { tenantId, type: 'chaos.bulk' });
-  const ids = Array.from({ length: count }, () => randomUUID());
-  await db.transaction().execute(async (trx) => {
-    await sql`insert into deliveries (id, event_id, webhook_id, tenant_id)
-              select unnest(${ids}::uuid[]), ${event.id}, ${webhookId}, ${tenantId}`.execute(trx);
-    for (let i = 0; i < ids.length; i += 5000) {
-      await enqueueDeliveries(
-        trx,
-        ids.slice(i, i + 5000).map((id) => ({ deliveryId: id, attempt: 1, tenantId })),
-      );
-    }
-  });
-  return ids;
-}
+export { queueMany } from '../helpers/fixtures.js';
 
 /** How often each webhook-id arrived. */
 export function arrivals(requests: readonly Pick<ReceivedRequest, 'headers'>[]): Map<string, number> {

@@ -157,3 +157,25 @@ export async function jobsOf(db: Kysely<Database>, deliveryId: string) {
   `.execute(db);
   return rows;
 }
+
+/** Queues `count` deliveries of one event to one webhook with SQL, rows and jobs in one transaction. */
+export async function queueMany(
+  db: Kysely<Database>,
+  tenantId: string,
+  webhookId: string,
+  count: number,
+): Promise<string[]> {
+  const event = await createEvent(db, { tenantId, type: 'bulk.queued' });
+  const ids = Array.from({ length: count }, () => randomUUID());
+  await db.transaction().execute(async (trx) => {
+    await sql`insert into deliveries (id, event_id, webhook_id, tenant_id)
+              select unnest(${ids}::uuid[]), ${event.id}, ${webhookId}, ${tenantId}`.execute(trx);
+    for (let i = 0; i < ids.length; i += 5000) {
+      await enqueueDeliveries(
+        trx,
+        ids.slice(i, i + 5000).map((id) => ({ deliveryId: id, attempt: 1, tenantId })),
+      );
+    }
+  });
+  return ids;
+}

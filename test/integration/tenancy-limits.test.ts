@@ -3,15 +3,12 @@
  * an UPDATE quotas taking effect, max_concurrent_deliveries across two worker processes, and
  * fairness for a quiet tenant while another has a large slow backlog.
  */
-import { randomUUID } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../src/db/database.js';
-import { enqueueDeliveries } from '../../src/delivery/enqueue.js';
 import { createDatabase } from '../../src/db/database.js';
 import { signToken } from '../../src/api/auth.js';
 import { createTestDatabase } from '../helpers/database.js';
-import { createEvent, createTenant, createWebhook } from '../helpers/fixtures.js';
+import { createTenant, createWebhook, queueMany } from '../helpers/fixtures.js';
 import { spawnService, waitFor, type ServiceProcess } from '../helpers/process.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { startTestService, TEST_JWT_SECRET, type TestService } from '../helpers/service.js';
@@ -20,28 +17,6 @@ const cleanups: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
 });
-
-/** Queues `count` deliveries of one event to one webhook, with SQL, in one transaction. */
-async function queueMany(
-  db: Kysely<Database>,
-  tenantId: string,
-  webhookId: string,
-  count: number,
-): Promise<string[]> {
-  const event = await createEvent(db, { tenantId, type: 'bulk.queued' });
-  const ids = Array.from({ length: count }, () => randomUUID());
-  await db.transaction().execute(async (trx) => {
-    await sql`insert into deliveries (id, event_id, webhook_id, tenant_id)
-              select unnest(${ids}::uuid[]), ${event.id}, ${webhookId}, ${tenantId}`.execute(trx);
-    for (let i = 0; i < ids.length; i += 5000) {
-      await enqueueDeliveries(
-        trx,
-        ids.slice(i, i + 5000).map((id) => ({ deliveryId: id, attempt: 1, tenantId })),
-      );
-    }
-  });
-  return ids;
-}
 
 /** Sends `total` POST /events over about `spanMs` through the given base URLs in turn. */
 async function burst(urls: string[], token: string, total: number, spanMs: number) {
@@ -79,7 +54,9 @@ describe('events per second', () => {
     // Any one-second window holds at most 100; a slow machine may stretch the burst over more.
     expect(accepted).toBeGreaterThanOrEqual(90);
     expect(accepted).toBeLessThanOrEqual(100 * Math.ceil(seconds));
-    if (seconds < 1) expect(accepted).toBe(100);
+    // Requests sent in the last instants of the second reach the server in the next one: the
+    // exact figure is only certain when the whole burst left well inside the second.
+    if (seconds < 0.9) expect(accepted).toBe(100);
     for (const res of responses) {
       expect(res.headers.get('ratelimit-limit')).toBe('100');
       expect(Number(res.headers.get('ratelimit-remaining'))).toBeGreaterThanOrEqual(0);
@@ -142,7 +119,7 @@ describe('events per second', () => {
     );
     expect(accepted).toBeGreaterThanOrEqual(90);
     expect(accepted).toBeLessThanOrEqual(100 * Math.ceil(seconds));
-    if (seconds < 1) expect(accepted).toBeLessThanOrEqual(110);
+    if (seconds < 0.9) expect(accepted).toBeLessThanOrEqual(110);
   }, 120_000);
 });
 
