@@ -6,13 +6,11 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import fs from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../src/api/auth.js';
-import { REPO_ROOT } from '../helpers/process.js';
 import { startTestService, TEST_JWT_SECRET, type TestService } from '../helpers/service.js';
-import { report, size } from './support.js';
+import { apiRoutes, report, size } from './support.js';
 
 const RUNS = size(3000, 20_000);
 const RAW_RUNS = size(1000, 5000);
@@ -26,17 +24,8 @@ let eventId: string;
 let deliveryId: string;
 
 /** Route templates from the OpenAPI document, plus what it leaves out. */
-const openapi = JSON.parse(fs.readFileSync(`${REPO_ROOT}/docs/openapi.json`, 'utf8')) as {
-  paths: Record<string, Record<string, unknown>>;
-};
 const ROUTES: [method: string, template: string][] = [
-  ...Object.entries(openapi.paths).flatMap(([template, operations]) =>
-    Object.keys(operations)
-      .filter((m) => ['get', 'post', 'put', 'patch', 'delete'].includes(m))
-      .map((m) => [m.toUpperCase(), template] as [string, string]),
-  ),
-  ['GET', '/quotas/{tenant_id}'],
-  ['PUT', '/quotas/{tenant_id}'],
+  ...apiRoutes(),
   ['GET', '/health'],
   ['GET', '/metrics'],
 ];

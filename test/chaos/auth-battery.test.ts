@@ -4,13 +4,11 @@
  * byte of the other tenant's data, and nothing of theirs changed.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import { SignJWT } from 'jose';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../helpers/process.js';
 import { startTestService, TEST_JWT_SECRET, type TestService } from '../helpers/service.js';
-import { report } from './support.js';
+import { apiRoutes, report } from './support.js';
 
 let svc: TestService;
 let alice: string;
@@ -24,18 +22,7 @@ const victim = {
   deliveryId: '',
 };
 
-const openapi = JSON.parse(fs.readFileSync(`${REPO_ROOT}/docs/openapi.json`, 'utf8')) as {
-  paths: Record<string, Record<string, unknown>>;
-};
-const ROUTES: [method: string, template: string][] = [
-  ...Object.entries(openapi.paths).flatMap(([template, operations]) =>
-    Object.keys(operations)
-      .filter((m) => ['get', 'post', 'put', 'patch', 'delete'].includes(m))
-      .map((m) => [m.toUpperCase(), template] as [string, string]),
-  ),
-  ['GET', '/quotas/{tenant_id}'],
-  ['PUT', '/quotas/{tenant_id}'],
-];
+const ROUTES = apiRoutes();
 
 /** The route with the victim's object in its path. */
 function victimPath(template: string): string {

@@ -4,6 +4,7 @@
  * tallies, a receiver that holds its answers until told, and a process's peak memory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -279,4 +280,23 @@ export async function startConnectionCounter(
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * Every authenticated route, as [method, path template]: the OpenAPI document's, plus the
+ * quota routes it does not describe yet.
+ */
+export function apiRoutes(): [method: string, template: string][] {
+  const openapi = JSON.parse(readFileSync(path.join(REPO_ROOT, 'docs/openapi.json'), 'utf8')) as {
+    paths: Record<string, Record<string, unknown>>;
+  };
+  return [
+    ...Object.entries(openapi.paths).flatMap(([template, operations]) =>
+      Object.keys(operations)
+        .filter((m) => ['get', 'post', 'put', 'patch', 'delete'].includes(m))
+        .map((m) => [m.toUpperCase(), template] as [string, string]),
+    ),
+    ['GET', '/quotas/{tenant_id}'],
+    ['PUT', '/quotas/{tenant_id}'],
+  ];
 }

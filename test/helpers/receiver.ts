@@ -237,3 +237,21 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
     },
   };
 }
+
+/**
+ * Receivers a test file starts as it goes, all closed at once (in an afterEach): `start` takes
+ * the same options as startReceiver.
+ */
+export function receiverPool(): { start: typeof startReceiver; closeAll(): Promise<void> } {
+  const open: Receiver[] = [];
+  return {
+    async start(...args) {
+      const started = await startReceiver(...args);
+      open.push(started);
+      return started;
+    },
+    async closeAll() {
+      await Promise.all(open.splice(0).map((r) => r.close()));
+    },
+  };
+}

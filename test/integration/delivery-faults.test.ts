@@ -9,16 +9,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RESPONSE_BODY_CAP } from '../../src/delivery/http-client.js';
 import { attemptRows, deliveryRow, queueDelivery, type AttemptRow } from '../helpers/fixtures.js';
 import { REPO_ROOT, waitFor } from '../helpers/process.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { receiverPool } from '../helpers/receiver.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
-const receivers: Receiver[] = [];
-const receiver = async (...args: Parameters<typeof startReceiver>) => {
-  const started = await startReceiver(...args);
-  receivers.push(started);
-  return started;
-};
+const receivers = receiverPool();
+const receiver = receivers.start;
 const db = () => svc.service.database.db;
 
 beforeAll(async () => {
@@ -27,7 +23,7 @@ beforeAll(async () => {
 afterEach(async () => {
   const health = await svc.call('GET', '/health');
   expect(health.status).toBe(200);
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
+  await receivers.closeAll();
 });
 afterAll(async () => {
   await svc?.stop();

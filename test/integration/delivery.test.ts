@@ -25,23 +25,19 @@ import {
   queueDelivery,
 } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/process.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { receiverPool } from '../helpers/receiver.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
-const receivers: Receiver[] = [];
-const receiver = async (...args: Parameters<typeof startReceiver>) => {
-  const started = await startReceiver(...args);
-  receivers.push(started);
-  return started;
-};
+const receivers = receiverPool();
+const receiver = receivers.start;
 const db = () => svc.service.database.db;
 
 beforeAll(async () => {
   svc = await startTestService({ RETRY_SCHEDULE: '0.05,0.1', SSRF_ALLOWLIST: '127.0.0.1/32' });
 });
 afterEach(async () => {
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
+  await receivers.closeAll();
 });
 afterAll(async () => {
   await svc?.stop();

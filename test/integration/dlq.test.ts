@@ -9,19 +9,15 @@ import { enqueueDeliveries } from '../../src/delivery/enqueue.js';
 import { deliveryRow, jobsOf } from '../helpers/fixtures.js';
 import { seedDeadLetters, setQuota } from '../helpers/dead-letters.js';
 import { waitFor } from '../helpers/process.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { receiverPool } from '../helpers/receiver.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
 let alice: string;
 let bob: string;
 let admin: string;
-const receivers: Receiver[] = [];
-const receiver = async (...args: Parameters<typeof startReceiver>) => {
-  const started = await startReceiver(...args);
-  receivers.push(started);
-  return started;
-};
+const receivers = receiverPool();
+const receiver = receivers.start;
 const db = () => svc.service.database.db;
 
 beforeAll(async () => {
@@ -31,7 +27,7 @@ beforeAll(async () => {
   admin = await svc.token('ops', { admin: true });
 });
 afterEach(async () => {
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
+  await receivers.closeAll();
 });
 afterAll(async () => {
   await svc?.stop();
