@@ -37,6 +37,10 @@ export interface Config {
   webhookAutoDisableAfterMs: number;
   /** How often each worker process looks for such webhooks (WEBHOOK_AUTO_DISABLE_SWEEP_MS). */
   webhookAutoDisableSweepMs: number;
+  /** Days finished events and old attempts are kept before the retention sweep removes them; 0 = forever. */
+  retentionDays: number;
+  /** How often each worker process runs the retention sweep (RETENTION_SWEEP_MS). */
+  retentionSweepMs: number;
 }
 
 export class ConfigError extends Error {
@@ -155,6 +159,8 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
     workerLocalQueueSize: integer(env, 'WORKER_LOCAL_QUEUE_SIZE', 0, 0, 10000),
     webhookAutoDisableAfterMs: duration(env, 'WEBHOOK_AUTO_DISABLE_AFTER', 5 * 86_400_000),
     webhookAutoDisableSweepMs: integer(env, 'WEBHOOK_AUTO_DISABLE_SWEEP_MS', 60_000, 50, 24 * 3600 * 1000),
+    retentionDays: integer(env, 'RETENTION_DAYS', 30, 0, 3650),
+    retentionSweepMs: integer(env, 'RETENTION_SWEEP_MS', 60_000, 50, 24 * 3600 * 1000),
   };
   return Object.freeze(config);
 }

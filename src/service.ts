@@ -13,6 +13,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-post
 import { migrate } from './db/migrate.js';
 import { startDeliveryWorker, type DeliveryWorker } from './delivery/worker.js';
 import { startAutoDisableSweep } from './delivery/auto-disable.js';
+import { startRetentionSweep } from './retention/retention-sweep.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { startMetricsServer } from './observability/metrics-server.js';
@@ -111,6 +112,16 @@ export async function startService(
         everyMs: config.webhookAutoDisableSweepMs,
       });
       cleanups.push(() => sweep.stop());
+    }
+    if (config.role !== 'api' && config.retentionDays > 0) {
+      const retention = startRetentionSweep({
+        db: database.db,
+        logger,
+        metrics,
+        retentionDays: config.retentionDays,
+        everyMs: config.retentionSweepMs,
+      });
+      cleanups.push(() => retention.stop());
     }
 
     let url: string | undefined;

@@ -19,6 +19,7 @@ export interface Metrics {
   rateLimited: client.Counter<'limit'>;
   dlqRetries: client.Counter<'kind'>;
   dlqFull: client.Counter<never>;
+  retentionDeleted: client.Counter<'table'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -102,6 +103,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: 'Deliveries dead-lettered while their tenant was at max_dlq_size (each pauses its webhook).',
       registers,
     }),
+    retentionDeleted: new client.Counter({
+      name: 'webhook_retention_deleted_total',
+      help: 'Rows the retention sweep deleted, by table (RETENTION_DAYS).',
+      labelNames: ['table'],
+      registers,
+    }),
   };
   zeroKnownLabels(metrics);
   return metrics;
@@ -120,4 +127,6 @@ function zeroKnownLabels(metrics: Metrics): void {
   for (const limit of ['events_per_sec', 'concurrent_deliveries', 'worker_share'])
     metrics.rateLimited.inc({ limit }, 0);
   for (const kind of ['single', 'bulk', 'recover', 'resend']) metrics.dlqRetries.inc({ kind }, 0);
+  for (const table of ['events', 'deliveries', 'delivery_attempts', 'idempotency_keys'])
+    metrics.retentionDeleted.inc({ table }, 0);
 }

@@ -186,6 +186,7 @@ describe('sql/runbook', () => {
       'dead-tuples.sql',
       'table-sizes.sql',
       'failing-endpoints.sql',
+      'retention.sql',
     ]) {
       expect(runbookFiles).toContain(expected);
     }
@@ -384,6 +385,26 @@ describe('sql/runbook', () => {
     expect(quota.rows[0].max_events_per_sec).toBe(500);
     const noTenant = await client.query(`select 1 from quotas where tenant_id = 'no-such-tenant'`);
     expect(noTenant.rowCount).toBe(0);
+  });
+
+  it('retention.sql: what the next retention sweep would delete, and why old events stay', async () => {
+    // Only initech's events (two hours old, no deliveries) are past an hour.
+    const hour = await runOk(database.url, 'retention.sql', { retention: '1 hour' });
+    expect(hour).toMatch(/^\s*events\s+\|\s+10\s*$/m);
+    expect(hour).toMatch(/^\s*deliveries\s+\|\s+0\s*$/m);
+    expect(hour).toMatch(/^\s*delivery_attempts\s+\|\s+0\s*$/m);
+    expect(hour).toMatch(/^\s*idempotency_keys\s+\|\s+0\s*$/m);
+
+    // Past a second: globex's four delivered events go too, with their deliveries and attempts;
+    // acme's events stay (a dead letter, a delivery failed with its retry queued, the orphan),
+    // but the attempts of their delivered deliveries go: 4 + 30.
+    const second = await runOk(database.url, 'retention.sql', { retention: '1 second' });
+    expect(second).toMatch(/^\s*events\s+\|\s+14\s*$/m);
+    expect(second).toMatch(/^\s*deliveries\s+\|\s+4\s*$/m);
+    expect(second).toMatch(/^\s*delivery_attempts\s+\|\s+34\s*$/m);
+    expect(second).toMatch(/a dead letter in the DLQ\s+\|\s+4\s+\|/);
+    expect(second).toMatch(/a delivery pending or failed \(retry scheduled\)\s+\|\s+27\s+\|/);
+    expect(second).toContain('audit_log (kept for good)');
   });
 
   it('ran every file in sql/runbook/', () => {
