@@ -1,6 +1,7 @@
 /**
- * Pieces of `npm run bench`: a fast counting receiver, an HTTP client with a big keep-alive
- * pool, an open-loop load generator, percentiles, and peak RSS of a process.
+ * Pieces of `npm run bench` and `npm run soak`: a fast counting receiver, an HTTP client with a
+ * big keep-alive pool, an open-loop load generator, percentiles, peak RSS of a process, and the
+ * accounting that makes a run valid or void.
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
@@ -16,6 +17,32 @@ export const fmt = (n: number, digits = 0): string =>
   Number.isFinite(n)
     ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
     : 'n/a';
+
+/** One result line: a label padded to a column, then the value. */
+export function line(label: string, value: string): void {
+  process.stdout.write(`${label.padEnd(58)} ${value}\n`);
+}
+
+/**
+ * A run is valid only if every request is accounted for (sent = accepted + refused + errors),
+ * no request failed in transport, and every accepted event was delivered or is still pending.
+ */
+export function accountFor(
+  label: string,
+  accepted: number,
+  refused: number,
+  errors: number,
+  sent: number,
+  delivered: number,
+  pending: number,
+): boolean {
+  const ok = accepted + refused + errors === sent && delivered + pending >= accepted && errors === 0;
+  line(
+    `  accounting (${label})`,
+    `${ok ? 'ok' : 'VOID'}: sent ${sent} = accepted ${accepted} + refused ${refused} + errors ${errors}; delivered ${delivered}, pending ${pending}`,
+  );
+  return ok;
+}
 
 export interface Receiver {
   url: string;

@@ -7,103 +7,33 @@
  * fixed schedule; latency counted from the scheduled time). A phase is void unless every event
  * it sent is accounted for: delivered, refused (4xx/5xx), or still pending at the cut-off.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { signToken } from '../src/api/auth.js';
-import { createDatabase } from '../src/db/database.js';
-import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
-import { migrate } from '../src/db/migrate.js';
 import {
+  accountFor,
   closedLoop,
   createClient,
   fmt,
+  line,
   openLoop,
-  peakRssMb,
   percentile,
   startReceiver,
   waitUntil,
 } from './lib.js';
+import {
+  BENCH_JWT_SECRET as JWT_SECRET,
+  pendingDeliveries,
+  raiseQuotas,
+  startBenchDatabase,
+  startServiceProcess,
+  type ServiceProcess,
+} from './service-process.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const JWT_SECRET = 'bench-secret-0123456789abcdef';
 const quick = process.argv.includes('--quick');
 const SECONDS = quick ? 3 : 10;
 const BACKLOG = quick ? 10_000 : 100_000;
-
-interface Proc {
-  child: ChildProcess;
-  port: number;
-  peakRss(): Promise<number>;
-  stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function startServiceProcess(env: Record<string, string>): Promise<Proc> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/main.js')], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      NODE_ENV: 'production',
-      JWT_SECRET,
-      LOG_LEVEL: 'warn',
-      ...env,
-      PORT: String(port),
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  child.stderr!.on('data', (chunk: Buffer) => (err = (err + chunk.toString()).slice(-4000)));
-  const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code) => reject(new Error(`service exited (${code}):\n${err}`))),
-  );
-  exited.catch(() => undefined);
-  // Ready when /health answers (the "listening" log line is at info, below the bench's log level).
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${port}/health`).then(
-      (r) => r.status === 200,
-      () => false,
-    );
-    if (ok) break;
-    if (child.exitCode !== null) await exited;
-    if (Date.now() > deadline) throw new Error(`service did not become healthy:\n${err}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  let maxRss = 0;
-  return {
-    child,
-    port,
-    async peakRss() {
-      const now = await peakRssMb(child.pid!);
-      if (Number.isFinite(now)) maxRss = Math.max(maxRss, now);
-      return maxRss;
-    },
-    async stop() {
-      const now = await peakRssMb(child.pid!);
-      if (Number.isFinite(now)) maxRss = Math.max(maxRss, now);
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
 
 /** The database's own rate for the service's write shape: event + delivery rows and one add_jobs per batch. */
 async function databaseCeiling(
@@ -163,49 +93,13 @@ async function databaseCeiling(
   return events / seconds;
 }
 
-function line(label: string, value: string): void {
-  process.stdout.write(`${label.padEnd(58)} ${value}\n`);
-}
-
-async function pendingDeliveries(url: string): Promise<number> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  const { rows } = await client.query<{ n: number }>(
-    `select count(*)::int as n from deliveries where status in ('pending', 'failed')`,
-  );
-  await client.end();
-  return rows[0]?.n ?? 0;
-}
-
-function accountFor(
-  label: string,
-  accepted: number,
-  refused: number,
-  errors: number,
-  sent: number,
-  delivered: number,
-  pending: number,
-): boolean {
-  const ok = accepted + refused + errors === sent && delivered + pending >= accepted && errors === 0;
-  line(
-    `  accounting (${label})`,
-    `${ok ? 'ok' : 'VOID'}: sent ${sent} = accepted ${accepted} + refused ${refused} + errors ${errors}; delivered ${delivered}, pending ${pending}`,
-  );
-  return ok;
-}
-
 async function main(): Promise<void> {
-  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hookrelay-bench-'));
-  const server = await startEmbeddedPostgres({ dataDir, databaseName: 'bench' });
-  const url = server.connectionString;
+  const database = await startBenchDatabase('hookrelay-bench-');
+  const url = database.url;
   const receiver = await startReceiver();
-  const procs: Proc[] = [];
+  const procs: ServiceProcess[] = [];
   let valid = true;
   try {
-    const handle = createDatabase(url, { max: 4 });
-    await migrate(handle.pool);
-    await handle.close();
-
     process.stdout.write(
       `hookrelay bench — ${os.cpus().length} cores, ${fmt(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}${quick ? ' (quick)' : ''}\n`,
     );
@@ -221,24 +115,9 @@ async function main(): Promise<void> {
       SSRF_ALLOWLIST: '127.0.0.1/32',
     });
     procs.push(proc);
-    const base = `http://127.0.0.1:${proc.port}`;
+    const base = proc.baseUrl;
     const client = createClient(base, await signToken(JWT_SECRET, { tenantId: 'bench' }));
-    const setQuota = async (tenant: string) => {
-      const res = await fetch(`${base}/quotas/${tenant}`, {
-        method: 'PUT',
-        headers: {
-          authorization: `Bearer ${await signToken(JWT_SECRET, { tenantId: 'ops', role: 'admin' })}`,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify({
-          max_events_per_sec: 1_000_000,
-          max_concurrent_deliveries: 1_000_000,
-          max_dlq_size: 1_000_000,
-        }),
-      });
-      if (res.status !== 200) throw new Error(`quota update failed: ${res.status} ${await res.text()}`);
-    };
-    await setQuota('bench');
+    await raiseQuotas(base, 'bench');
     const created = await client.post('/webhooks', { url: receiver.url, event_types: ['bench.*'] });
     if (created.status !== 201) throw new Error(`webhook create failed: ${created.status} ${created.body}`);
 
@@ -302,7 +181,7 @@ async function main(): Promise<void> {
 
     // 3. Fan-out: one event to 100 webhooks.
     const fanClient = createClient(base, await signToken(JWT_SECRET, { tenantId: 'fanout' }));
-    await setQuota('fanout');
+    await raiseQuotas(base, 'fanout');
     for (let i = 0; i < 100; i++) {
       const res = await fanClient.post('/webhooks', { url: receiver.url, event_types: ['fan.*'] });
       if (res.status !== 201) throw new Error(`webhook create failed: ${res.status} ${res.body}`);
@@ -329,10 +208,7 @@ async function main(): Promise<void> {
     // 4. Drain a backlog: fill it with an API-only process, then let one full process drain it.
     const api = await startServiceProcess({ DATABASE_URL: url, ROLE: 'api' });
     procs.push(api);
-    const apiClient = createClient(
-      `http://127.0.0.1:${api.port}`,
-      await signToken(JWT_SECRET, { tenantId: 'bench' }),
-    );
+    const apiClient = createClient(api.baseUrl, await signToken(JWT_SECRET, { tenantId: 'bench' }));
     let filled = 0;
     const fillStart = Date.now();
     await closedLoop(
@@ -371,8 +247,7 @@ async function main(): Promise<void> {
   } finally {
     for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
     await receiver.close();
-    await server.stop();
-    await fs.rm(dataDir, { recursive: true, force: true });
+    await database.stop();
   }
   if (!valid) process.exitCode = 1;
 }
