@@ -84,6 +84,8 @@ function afterPosition(
 export interface PickedEvent {
   id: string;
   created_at: DatabaseTime;
+  /** How many deliveries it has: what deleting it costs besides its own row (and their attempts). */
+  deliveries: number;
 }
 
 /** Up to `limit` removable events after `position`, oldest first, row-locked until commit. */
@@ -94,7 +96,8 @@ export async function pickRemovableEvents(
   limit: number,
 ): Promise<PickedEvent[]> {
   const { rows } = await sql<PickedEvent>`
-    select e.id, e.created_at::text as created_at
+    select e.id, e.created_at::text as created_at,
+           (select count(*)::int from deliveries d where d.event_id = e.id) as deliveries
       from events e
      where ${removableEvent(cutoff)}
            ${afterPosition(position, 'e.created_at', 'e.id', 'uuid')}
@@ -169,7 +172,11 @@ export interface RemovedAttempts {
   last: Position | undefined;
 }
 
-/** Deletes up to `limit` old attempts after `position` (see the glossary), oldest first. */
+/**
+ * Deletes up to `limit` old attempts after `position` (see the glossary), oldest first. The
+ * delivery's status is read, not locked: a resend starting at that moment may lose attempts
+ * older than the period, which nothing reads to decide anything.
+ */
 export async function deleteOldAttempts(
   db: Kysely<Database>,
   cutoff: DatabaseTime,

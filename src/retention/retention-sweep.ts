@@ -9,9 +9,10 @@
  * retry or `DELETE /dlq/:id`), and graphile-worker's jobs (it deletes a job when it completes).
  *
  * Every worker process sweeps once per RETENTION_SWEEP_MS. A run goes table by table, batch by
- * batch (each a short transaction of at most `batchSize` rows picked, plus an event's children),
- * until a batch comes back short or the time budget is spent; the next run carries on. Several
- * processes sweeping at once share the rows (`skip locked`) rather than queue on them.
+ * batch (each a short transaction of at most `batchSize` rows, plus the attempts of the
+ * deliveries it deletes), until a batch comes back short or the time budget is spent; the next
+ * run carries on. Several processes sweeping at once share the rows (`skip locked`) rather than
+ * queue on them.
  */
 import type { Db } from '../db/database.js';
 import { coerceError } from '../errors.js';
@@ -25,10 +26,14 @@ import {
   lockDeliveriesOfEvents,
   pickRemovableEvents,
   retentionCutoff,
+  type PickedEvent,
   type Position,
 } from './retention-repository.js';
 
-/** Rows picked per statement. An event batch also deletes those events' deliveries and attempts. */
+/**
+ * Rows per batch: attempts or idempotency keys; or events and their deliveries together (at
+ * least one event), which take their attempts with them.
+ */
 export const RETENTION_BATCH_SIZE = 1000;
 /** A run stops starting batches after this long; the next run carries on where it is needed. */
 export const RETENTION_TIME_BUDGET_MS = 20_000;
@@ -54,6 +59,22 @@ export interface RetentionOptions {
   stopping?: () => boolean;
   /** Told after each batch what it deleted, so a run that fails later is still counted. */
   onDeleted?: (table: RetentionTable, rows: number) => void;
+}
+
+/**
+ * The first of `picked` whose rows (each event and its deliveries) add up to at most `rows`,
+ * and at least one: what one batch deletes, so that a wide fan-out does not make one statement
+ * delete a thousand events' hundred deliveries each.
+ */
+export function withinRows(picked: readonly PickedEvent[], rows: number): PickedEvent[] {
+  let total = 0;
+  let count = 0;
+  for (const event of picked) {
+    total += 1 + event.deliveries;
+    if (count > 0 && total > rows) break;
+    count++;
+  }
+  return picked.slice(0, count);
 }
 
 /** One run of the sweep: deletes what the retention period lets go, in batches. */
@@ -88,10 +109,11 @@ export async function removeExpiredRows(db: Db, options: RetentionOptions): Prom
     const batch = await db.transaction().execute(async (trx) => {
       await limitLockWaits(trx);
       const picked = await pickRemovableEvents(trx, cutoff, position, batchSize);
-      if (picked.length === 0) return { picked, removed: undefined };
-      const ids = picked.map((event) => event.id);
+      const taken = withinRows(picked, batchSize);
+      if (taken.length === 0) return { picked, taken, removed: undefined };
+      const ids = taken.map((event) => event.id);
       const locked = await lockDeliveriesOfEvents(trx, ids);
-      return { picked, removed: await deleteEvents(trx, cutoff, ids, locked) };
+      return { picked, taken, removed: await deleteEvents(trx, cutoff, ids, locked) };
     });
     run.batches.events++;
     if (batch.removed) {
@@ -99,10 +121,12 @@ export async function removeExpiredRows(db: Db, options: RetentionOptions): Prom
       count('deliveries', batch.removed.deliveries);
       count('delivery_attempts', batch.removed.delivery_attempts);
     }
-    if (batch.picked.length < batchSize) break;
-    // Past every event picked, deleted or not: one kept back (a delivery resent a moment ago,
+    // Done when the pick came back short and every event picked was taken.
+    if (batch.picked.length < batchSize && batch.taken.length === batch.picked.length) break;
+    // Past every event taken, deleted or not: one kept back (a delivery resent a moment ago,
     // a delivery another transaction holds) is looked at again by the next run, not this one.
-    const last = batch.picked[batch.picked.length - 1]!;
+    // Those picked but not taken (over the batch's rows) come first in the next batch.
+    const last = batch.taken[batch.taken.length - 1]!;
     position = { at: last.created_at, id: last.id };
   }
 

@@ -204,8 +204,9 @@ describe('removeExpiredRows (RETENTION_DAYS=30)', () => {
       delivery_attempts: 52 + 14,
       idempotency_keys: 3,
     });
-    // 27 events, 10 at a time: 10, 10, 7. 14 attempts: 10, 4.
-    expect(run.batches).toEqual({ events: 3, delivery_attempts: 2, idempotency_keys: 1 });
+    // Up to 10 rows a batch, counting each event and its deliveries: the 25 with one delivery
+    // go 5 at a time, then the last two (3 rows). 14 attempts: 10, then 4.
+    expect(run.batches).toEqual({ events: 6, delivery_attempts: 2, idempotency_keys: 1 });
     expect(predicted).toEqual(run.deleted);
 
     const after = await rowCounts(db);
@@ -286,13 +287,46 @@ describe('removeExpiredRows (RETENTION_DAYS=30)', () => {
     expect((await rowCounts(db)).events).toBe(0);
   });
 
+  it('a wide fan-out: a batch holds at most batchSize events and deliveries together, and one event at least', async () => {
+    const fourEach = [];
+    for (let i = 0; i < 3; i++) {
+      fourEach.push(
+        await seedEvent(
+          db,
+          owner,
+          40,
+          Array.from({ length: 4 }, () => ({ status: 'succeeded' as const, attemptsDaysAgo: [40] })),
+        ),
+      );
+    }
+    await seedEvent(
+      db,
+      owner,
+      40,
+      Array.from({ length: 12 }, () => ({ status: 'succeeded' as const, attemptsDaysAgo: [40] })),
+    );
+    const deliveriesPerBatch: number[] = [];
+    const run = await removeExpiredRows(db, {
+      retentionDays: 30,
+      batchSize: 10,
+      onDeleted: (table, rows) => {
+        if (table === 'deliveries') deliveriesPerBatch.push(rows);
+      },
+    });
+    // 5 + 5 rows; then 5 (the next event's 13 would pass 10); then the wide event alone.
+    expect(deliveriesPerBatch).toEqual([8, 4, 12]);
+    expect(run.batches.events).toBe(3);
+    expect(run.deleted).toMatchObject({ events: 4, deliveries: 24, delivery_attempts: 24 });
+  });
+
   it('stops before its next batch when asked to, and the next run carries on', async () => {
     for (let i = 0; i < 12; i++) await seedEvent(db, owner, 40, [{ status: 'succeeded' }]);
     let asked = 0;
+    // Two rows an event (its own and its delivery's): two events a batch of five rows.
     const cut = await removeExpiredRows(db, { retentionDays: 30, batchSize: 5, stopping: () => ++asked > 1 });
-    expect(cut).toMatchObject({ complete: false, deleted: { events: 5 }, batches: { events: 1 } });
+    expect(cut).toMatchObject({ complete: false, deleted: { events: 2 }, batches: { events: 1 } });
     const rest = await removeExpiredRows(db, { retentionDays: 30, batchSize: 5 });
-    expect(rest).toMatchObject({ complete: true, deleted: { events: 7 } });
+    expect(rest).toMatchObject({ complete: true, deleted: { events: 10 }, batches: { events: 5 } });
   });
 
   it('RETENTION_DAYS=0 removes nothing', async () => {
