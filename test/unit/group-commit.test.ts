@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createGroupCommitter } from '../../src/events/group-commit.js';
+import { createGroupCommitter } from '../../src/db/group-commit.js';
 
 /** A commit that records its batches and finishes when told to. */
 function recorder(options: { failWhen?: (items: number[]) => boolean } = {}) {

@@ -3,7 +3,8 @@
  * about the same for one event as for a hundred (PostgreSQL serialises commits that carry a
  * NOTIFY, and `add_jobs` sends one per call), so sharing it is what makes ingestion fast.
  *
- * The first item to arrive starts a short wait (`maxWaitMs`); everything that arrives in it,
+ * The first item to arrive starts a short wait (`maxWaitMs`; 0 = until the current round of I/O
+ * callbacks is over, `setImmediate`); everything that arrives in it,
  * up to `maxBatchSize`, is committed together. While `maxConcurrentBatches` commits are in
  * flight, newcomers wait and go out as soon as one finishes, so batches grow with the load.
  * When a batch fails, each of its items is committed on its own, so only a bad one fails.
@@ -39,15 +40,13 @@ interface Waiting<I, R> {
 
 export function createGroupCommitter<I, R>(options: GroupCommitOptions<I, R>): GroupCommitter<I, R> {
   const waiting: Waiting<I, R>[] = [];
-  let timer: NodeJS.Timeout | undefined;
+  let timer: { cancel(): void } | undefined;
   let running = 0;
   let inFlightItems = 0;
 
   const flush = (): void => {
-    if (timer !== undefined) {
-      clearTimeout(timer);
-      timer = undefined;
-    }
+    timer?.cancel();
+    timer = undefined;
     while (waiting.length > 0 && running < options.maxConcurrentBatches) {
       void run(waiting.splice(0, options.maxBatchSize));
     }
@@ -96,10 +95,19 @@ export function createGroupCommitter<I, R>(options: GroupCommitOptions<I, R>): G
         waiting.push({ item, resolve, reject });
         if (waiting.length >= options.maxBatchSize) flush();
         else if (timer === undefined && running < options.maxConcurrentBatches) {
-          timer = setTimeout(flush, options.maxWaitMs);
+          timer = startWait(flush, options.maxWaitMs);
         }
       });
     },
     pending: () => waiting.length + inFlightItems,
   };
+}
+
+function startWait(callback: () => void, ms: number): { cancel(): void } {
+  if (ms <= 0) {
+    const immediate = setImmediate(callback);
+    return { cancel: () => clearImmediate(immediate) };
+  }
+  const timeout = setTimeout(callback, ms);
+  return { cancel: () => clearTimeout(timeout) };
 }
