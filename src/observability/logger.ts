@@ -15,13 +15,19 @@ const rename = winston.format((info) => {
 type Write = (chunk: unknown, ...rest: unknown[]) => boolean;
 
 /**
- * Every log call (`info`, `log`, child loggers) ends in `logger.write(info)`. The trace ids are
+ * Every log call (`info`, `log`, child loggers) ends in `logger.write(info)`. Entries below the
+ * logger's level stop there. The trace ids are
  * added there, at the call, because winston may run its formats later, after the stream has
  * buffered the entry (under backpressure), when the caller's span is no longer the active one.
  */
-function addTraceIdsAtCall(logger: Logger): void {
+function filterAndAddTraceIdsAtCall(logger: Logger): void {
   const write = logger.write.bind(logger) as Write;
   (logger as unknown as { write: Write }).write = (chunk, ...rest) => {
+    // winston formats every entry before its transports filter by level: an entry below the
+    // level would be turned into JSON only to be dropped. Drop it here instead.
+    const level =
+      typeof chunk === 'object' && chunk !== null ? (chunk as { level?: unknown }).level : undefined;
+    if (typeof level === 'string' && !logger.isLevelEnabled(level)) return true;
     if (typeof chunk === 'object' && chunk !== null && !('trace_id' in chunk)) {
       const ids = activeTraceIds();
       if (ids) Object.assign(chunk, ids);
@@ -45,6 +51,6 @@ export function createLogger(level: string, options: { stream?: NodeJS.WritableS
         : new winston.transports.Console(),
     ],
   });
-  addTraceIdsAtCall(logger);
+  filterAndAddTraceIdsAtCall(logger);
   return logger;
 }
