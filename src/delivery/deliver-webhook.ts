@@ -24,10 +24,10 @@ import { insertDeadLetter } from '../dlq/dlq-repository.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { buildDeliveryRequest } from './delivery-request.js';
+import { unbatchedAttempts, type AttemptBatches } from './attempt-batches.js';
 import {
-  claimAttempt,
   disableGoneWebhook,
-  finishAttempt,
+  finishAttempts,
   markWebhookHealth,
   pauseClaimedDelivery,
   type AttemptRecord,
@@ -47,6 +47,8 @@ export interface DeliveryEngineDeps {
   httpClient: HttpClient;
   /** Who holds this process's delivery leases (a heartbeat-registered id, see worker-heartbeat). */
   leaseOwner: string;
+  /** Claims and attempt ends batched across this process's workers; one statement per call without. */
+  attempts?: AttemptBatches;
   /** This process's delivery slots, shared fairly between tenants (see tenancy/local-slots). */
   slots?: LocalSlots;
   /** Told when a retry is due soon, so the worker can wake up for it before its next poll. */
@@ -84,8 +86,6 @@ class ClaimLostError extends Error {}
 
 /** How long an attempt over its tenant's concurrency cap waits before it tries again. */
 const THROTTLE_MIN_MS = 100;
-/** A tenant whose oldest running delivery here is older than this counts as slow. */
-const SLOW_TENANT_MS = 250;
 const THROTTLE_JITTER_MS = 200;
 
 export function parseDeliverPayload(raw: unknown): DeliverJobPayload | undefined {
@@ -126,11 +126,16 @@ async function requeueAttempt(
 }
 
 /** The same job again, a little later, for a tenant that is at one of its limits. */
-async function queueAgainShortly(deps: DeliveryEngineDeps, job: DeliverJobPayload, priority: number) {
+async function queueAgainShortly(
+  deps: DeliveryEngineDeps,
+  job: DeliverJobPayload,
+  priority: number,
+): Promise<Date> {
   const runAt = new Date(Date.now() + THROTTLE_MIN_MS + Math.random() * THROTTLE_JITTER_MS);
   await requeueAttempt(deps, job, { priority, runAt });
   // Wake the workers when it is due rather than at the next poll.
   deps.onRetryScheduled?.(runAt);
+  return runAt;
 }
 
 export async function deliverWebhook(
@@ -147,12 +152,10 @@ export async function deliverWebhook(
   const priority = options.priority ?? 0;
   const release = job.tenant_id !== undefined ? deps.slots?.tryTake(job.tenant_id) : undefined;
   if (job.tenant_id !== undefined && deps.slots && !release) {
-    // This tenant already has its share of this process's slots: nothing claimed, try later.
-    // A tenant whose deliveries are slow goes to the back of the fair order (its own churn
-    // must not keep others waiting); a fast one that is only momentarily at its share keeps
-    // its place.
-    const slow = deps.slots.busyForMs(job.tenant_id) > SLOW_TENANT_MS;
-    await queueAgainShortly(deps, job, slow ? Math.max(priority, FAIR_RANK_CAP) : priority);
+    // This tenant's deliveries are slow and it already has its share of this process's slots
+    // (a job fetched just before its flag was forbidden): nothing claimed, try later, at the
+    // back of the fair order.
+    await queueAgainShortly(deps, job, Math.max(priority, FAIR_RANK_CAP));
     deps.metrics.rateLimited.inc({ limit: 'worker_share' });
     return 'throttled';
   }
@@ -169,7 +172,8 @@ async function deliverClaimed(
   priority: number,
   signal: AbortSignal | undefined,
 ): Promise<DeliveryOutcome> {
-  const claim = await claimAttempt(deps.db, job.delivery_id, job.attempt, deps.leaseOwner);
+  const attempts = deps.attempts ?? unbatchedAttempts(deps.db, deps.leaseOwner);
+  const claim = await attempts.claim({ deliveryId: job.delivery_id, attempt: job.attempt });
   if (!claim) {
     deps.logger.debug('stale deliver job ignored', { delivery_id: job.delivery_id, attempt: job.attempt });
     return 'stale';
@@ -186,7 +190,9 @@ async function deliverClaimed(
   if (!claim.leased) {
     // Over the tenant's cap: the attempt waits its turn (the claim stays, the re-run reclaims it),
     // at the back of the fair order, where a tenant at its cap belongs.
-    await queueAgainShortly(deps, job, Math.max(priority, FAIR_RANK_CAP));
+    const runAt = await queueAgainShortly(deps, job, Math.max(priority, FAIR_RANK_CAP));
+    // Its other jobs would be refused too: this process leaves them until then.
+    deps.slots?.holdOff(claim.tenant_id, runAt.getTime() - Date.now());
     deps.metrics.rateLimited.inc({ limit: 'concurrent_deliveries' });
     deps.logger.debug(
       'delivery throttled: tenant at max_concurrent_deliveries',
@@ -218,7 +224,17 @@ async function deliverClaimed(
     responseHeaders: result.responseHeaders,
   };
 
-  const owned = await commitAttempt(deps, claim, job, priority, attempt, state, outcome, result.error);
+  const owned = await commitAttempt(
+    deps,
+    attempts,
+    claim,
+    job,
+    priority,
+    attempt,
+    state,
+    outcome,
+    result.error,
+  );
   if (!owned) {
     deps.logger.warn('delivery attempt superseded by another run; result dropped', {
       ...logFields(claim, job.attempt),
@@ -240,6 +256,7 @@ async function deliverClaimed(
  */
 async function commitAttempt(
   deps: DeliveryEngineDeps,
+  attempts: AttemptBatches,
   claim: ClaimedDelivery,
   job: DeliverJobPayload,
   priority: number,
@@ -250,12 +267,13 @@ async function commitAttempt(
 ): Promise<boolean> {
   const healthChanges = outcome === 'succeeded' ? claim.failing_since !== null : claim.failing_since === null;
   if (state.status === 'succeeded' && !healthChanges) {
-    return finishAttempt(deps.db, claim, attempt, state);
+    return attempts.finish({ claim, attempt, state });
   }
   let dlqFull = false;
   try {
     await deps.db.transaction().execute(async (trx) => {
-      if (!(await finishAttempt(trx, claim, attempt, state))) throw new ClaimLostError();
+      const recorded = await finishAttempts(trx, [{ claim, attempt, state }]);
+      if (!recorded.has(claim.id)) throw new ClaimLostError();
       if (outcome === 'gone') await disableGoneWebhook(trx, claim.webhook_id, claim.tenant_id, claim.id);
       else if (healthChanges) await markWebhookHealth(trx, claim.webhook_id, outcome === 'succeeded');
       if (state.status === 'failed') {

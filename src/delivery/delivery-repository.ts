@@ -1,6 +1,6 @@
 /**
  * The delivery engine's queries. Ownership of an attempt lives in our own row, not in
- * graphile-worker's lock: a job first *claims* its attempt (`claimAttempt`), and every later
+ * graphile-worker's lock: a job first *claims* its attempt (`claimAttempts`), and every later
  * write checks that claim (`attempt_count`, `status = 'pending'` and the claim's `updated_at`).
  * A job that runs twice, or that finishes after it was taken away from a stalled worker and
  * run again, therefore writes nothing the second time.
@@ -35,42 +35,63 @@ export interface ClaimedDelivery {
   leased: boolean;
 }
 
+export interface AttemptClaim {
+  deliveryId: string;
+  attempt: number;
+}
+
 /**
- * Takes attempt `attempt` of a delivery: from the previous attempt's end (`pending` with no
+ * Takes attempt `attempt` of each delivery: from the previous attempt's end (`pending` with no
  * attempts for a fresh delivery, `failed` with a retry due), or — when a claimed attempt never
  * finished because its worker died or handed it back — from that same attempt (`pending` with
- * attempts made means exactly that). Undefined when the job is stale: the attempt was already
- * made, the delivery succeeded, died, was paused, or was deleted.
+ * attempts made means exactly that). A delivery missing from the answer was stale: the attempt
+ * was already made, the delivery succeeded, died, was paused, or was deleted.
+ *
+ * One statement for the whole batch: the claims, what the requests need (webhook and event),
+ * and the tenants' in-flight slots (`acquire_delivery_leases`, max_concurrent_deliveries).
  *
  * Whoever starts a new series (DLQ retry, manual retry) sets `attempt_count = 0, status =
  * 'pending'` and enqueues attempt 1.
  */
-export async function claimAttempt(
+export async function claimAttempts(
   db: Kysely<Database>,
-  deliveryId: string,
-  attempt: number,
+  claims: readonly AttemptClaim[],
   leaseOwner: string,
-): Promise<ClaimedDelivery | undefined> {
+): Promise<Map<string, ClaimedDelivery>> {
+  if (claims.length === 0) return new Map();
+  const requests = claims.map((c, ord) => ({ delivery_id: c.deliveryId, attempt: c.attempt, ord }));
   const { rows } = await sql<ClaimedDelivery>`
-    with claimed as (
-      update deliveries
-         set attempt_count = ${attempt}, status = 'pending', updated_at = clock_timestamp()
-       where id = ${deliveryId}
-         and (   (attempt_count = ${attempt} - 1 and status in ('pending', 'failed'))
-              or (attempt_count = ${attempt} and status = 'pending'))
-      returning id, event_id, webhook_id, tenant_id, updated_at
+    with requested as materialized (
+      select * from json_to_recordset(${JSON.stringify(requests)}::json) as r(delivery_id uuid, attempt int, ord int)
+    ), claimed as materialized (
+      update deliveries d
+         set attempt_count = r.attempt, status = 'pending', updated_at = clock_timestamp()
+        from requested r
+       -- By primary key whatever the statistics say (a hash join would read the whole table).
+       where d.id = any (array(select delivery_id from requested))
+         and d.id = r.delivery_id
+         and (   (d.attempt_count = r.attempt - 1 and d.status in ('pending', 'failed'))
+              or (d.attempt_count = r.attempt and d.status = 'pending'))
+      returning d.id, d.event_id, d.webhook_id, d.tenant_id, d.updated_at, r.ord
+    ), webhook as materialized (
+      select w.* from webhooks w where w.id in (select webhook_id from claimed)
+    ), leased as materialized (
+      -- The tenants' in-flight slots, for deliveries whose webhook is enabled, in claim order.
+      select acquire_delivery_leases(${leaseOwner},
+               array(select c.id from claimed c join webhook w on w.id = c.webhook_id where w.enabled order by c.ord),
+               array(select c.tenant_id from claimed c join webhook w on w.id = c.webhook_id where w.enabled order by c.ord)
+             ) as delivery_id
     )
     select c.id, c.event_id, c.webhook_id, c.tenant_id, c.updated_at::text as claim_token,
            w.url, w.secret, w.previous_secret, w.previous_secret_expires_at, w.timeout_ms,
            w.enabled as webhook_enabled, w.failing_since,
            e.type as event_type, e.payload, e.created_at as event_created_at,
-           -- The tenant's in-flight slot (max_concurrent_deliveries), taken in the same round trip.
-           case when w.enabled then acquire_delivery_lease(c.tenant_id, c.id, ${leaseOwner}) else false end as leased
+           exists (select 1 from leased l where l.delivery_id = c.id) as leased
       from claimed c
-      join webhooks w on w.id = c.webhook_id
+      join webhook w on w.id = c.webhook_id
       join events e on e.id = c.event_id
   `.execute(db);
-  return rows[0];
+  return new Map(rows.map((row) => [row.id, row]));
 }
 
 /**
@@ -108,45 +129,66 @@ export type FinalState =
   /** 410 Gone: the webhook is disabled and the delivery waits. */
   | { status: 'paused' };
 
+export interface FinishedAttempt {
+  claim: Pick<ClaimedDelivery, 'id' | 'claim_token'>;
+  attempt: AttemptRecord;
+  state: FinalState;
+}
+
 /**
- * The attempt's end: the delivery's new state and the attempt row, in one statement guarded by
- * the claim. False when the claim is no longer ours (nothing was written; roll back).
+ * Attempts' ends: each delivery's new state, its attempt row and its lease given back, in one
+ * statement guarded by each claim. Answers the deliveries whose claim was still ours; for the
+ * others nothing was written (roll back, if in a transaction).
  */
-export async function finishAttempt(
+export async function finishAttempts(
   db: Kysely<Database>,
-  claim: ClaimedDelivery,
-  attempt: AttemptRecord,
-  state: FinalState,
-): Promise<boolean> {
-  const nextAttemptAt = state.status === 'failed' ? state.nextAttemptAt : null;
-  const { rows } = await sql<{ recorded: number }>`
-    with finished as (
-      update deliveries
-         set status = ${state.status},
-             next_attempt_at = ${nextAttemptAt},
-             last_error = ${attempt.error},
-             last_status_code = ${attempt.statusCode},
-             succeeded_at = case when ${state.status} = 'succeeded' then now() else succeeded_at end,
+  finished: readonly FinishedAttempt[],
+): Promise<Set<string>> {
+  if (finished.length === 0) return new Set();
+  const rows = finished.map(({ claim, attempt, state }) => ({
+    delivery_id: claim.id,
+    claim_token: claim.claim_token,
+    status: state.status,
+    next_attempt_at: state.status === 'failed' ? state.nextAttemptAt.toISOString() : null,
+    attempt_number: attempt.attemptNumber,
+    status_code: attempt.statusCode,
+    error: attempt.error,
+    duration_ms: attempt.durationMs,
+    response_body: attempt.responseBody,
+    response_headers: attempt.responseHeaders,
+  }));
+  const result = await sql<{ delivery_id: string }>`
+    with f as materialized (
+      select * from json_to_recordset(${JSON.stringify(rows)}::json) as f(
+        delivery_id uuid, claim_token timestamptz, status text, next_attempt_at timestamptz,
+        attempt_number int, status_code int, error text, duration_ms int, response_body text,
+        response_headers jsonb)
+    ), finished as (
+      update deliveries d
+         set status = f.status,
+             next_attempt_at = f.next_attempt_at,
+             last_error = f.error,
+             last_status_code = f.status_code,
+             succeeded_at = case when f.status = 'succeeded' then now() else d.succeeded_at end,
              updated_at = now()
-       where id = ${claim.id}
-         and attempt_count = ${attempt.attemptNumber}
-         and status = 'pending'
-         and updated_at = ${claim.claim_token}::timestamptz
-      returning id
+        from f
+       where d.id = any (array(select delivery_id from f))
+         and d.id = f.delivery_id
+         and d.attempt_count = f.attempt_number
+         and d.status = 'pending'
+         and d.updated_at = f.claim_token
+      returning d.id
     ), released as (
-      delete from delivery_leases where delivery_id = (select id from finished)
-    ), recorded as (
-      insert into delivery_attempts
-        (delivery_id, attempt_number, status_code, error, duration_ms, response_body, response_headers)
-      select id, ${attempt.attemptNumber}, ${attempt.statusCode}, ${attempt.error}, ${attempt.durationMs},
-             ${attempt.responseBody},
-             ${attempt.responseHeaders === null ? null : JSON.stringify(attempt.responseHeaders)}::jsonb
-        from finished
-      returning 1
+      delete from delivery_leases where delivery_id in (select id from finished)
     )
-    select count(*)::int as recorded from recorded
+    insert into delivery_attempts
+      (delivery_id, attempt_number, status_code, error, duration_ms, response_body, response_headers)
+    select f.delivery_id, f.attempt_number, f.status_code, f.error, f.duration_ms, f.response_body,
+           f.response_headers
+      from f join finished on finished.id = f.delivery_id
+    returning delivery_id
   `.execute(db);
-  return rows[0]!.recorded > 0;
+  return new Set(result.rows.map((row) => row.delivery_id));
 }
 
 /** `failing_since` marks the start of an unbroken run of failures; a success ends it. */
@@ -198,7 +240,7 @@ export async function disableGoneWebhook(
  * Queues again every paused delivery of a webhook, continuing each series where it stopped.
  * Call it in the transaction that re-enables the webhook. One already tried becomes `failed`
  * (its next attempt due now), never `pending`: `pending` with attempts made means "an attempt
- * is in flight" to `claimAttempt`.
+ * is in flight" to `claimAttempts`.
  */
 export async function resumePausedDeliveries(db: Kysely<Database>, webhookId: string): Promise<number> {
   const { rows } = await sql<{ id: string; attempt_count: number; tenant_id: string }>`

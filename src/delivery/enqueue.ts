@@ -38,6 +38,13 @@ export interface DeliveryJob {
 export const deliveryJobKey = (deliveryId: string): string => `delivery:${deliveryId}`;
 
 /**
+ * The graphile-worker flag every job of a tenant carries. A worker process that must not take
+ * a tenant's jobs for now (its share of the process is used, or it is at its concurrency cap)
+ * names the flag in `forbiddenFlags`, and its job fetches pass those jobs by.
+ */
+export const tenantFlag = (tenantId: string): string => `t:${tenantId}`;
+
+/**
  * Fairness between tenants. graphile-worker takes due jobs in (priority, run_at) order, so a
  * tenant that queues 50 000 deliveries would sit in front of every other tenant's next event.
  * Instead, a new job's priority is its place in its own tenant's queue: the tenant's waiting
@@ -58,7 +65,8 @@ export const BULK_PRIORITY = FAIR_RANK_CAP + 1;
  * tenant_id text, priority int (null: the tenant's fair rank), run_at timestamptz,
  * traceparent text, ord int (the order within the call).
  *
- * queue_name (the job_spec's third field) is null: jobs run in parallel. A per-webhook FIFO
+ * Each job carries its tenant's flag (`tenantFlag`). queue_name (the job_spec's third field) is
+ * null: jobs run in parallel. A per-webhook FIFO
  * mode (one delivery in flight per webhook, in event order) would pass the webhook id there.
  */
 export function deliveryJobCtes(source: string): RawBuilder<unknown> {
@@ -86,7 +94,7 @@ export function deliveryJobCtes(source: string): RawBuilder<unknown> {
                    else least(${FAIR_RANK_CAP}, coalesce(w.waiting, 0)
                         + row_number() over (partition by s.tenant_id, s.priority is null order by s.ord)::int - 1)
                  end),
-                 null
+                 case when s.tenant_id is not null then array['t:' || s.tenant_id] end
                )::graphile_worker.job_spec
           from ${src} s
           left join job_waiting w on w.tenant_id = s.tenant_id

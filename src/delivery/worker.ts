@@ -18,7 +18,8 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { inSpanFromTraceparent } from '../observability/trace-context.js';
 import { deliverWebhook, parseDeliverPayload, type DeliveryEngineDeps } from './deliver-webhook.js';
-import { DELIVER_TASK } from './enqueue.js';
+import { createAttemptBatches } from './attempt-batches.js';
+import { DELIVER_TASK, tenantFlag } from './enqueue.js';
 import { createHttpClient } from './http-client.js';
 import { startHeartbeat, type Heartbeat } from './worker-heartbeat.js';
 import { createLocalSlots } from '../tenancy/local-slots.js';
@@ -62,9 +63,11 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
   const wakeUps = createWakeUps(deps);
   // Owner of this process's delivery leases; heartbeat-registered with graphile-worker's ids.
   const leaseOwner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const slots = createLocalSlots(concurrency);
   const engine: DeliveryEngineDeps = {
     leaseOwner,
-    slots: createLocalSlots(concurrency),
+    attempts: createAttemptBatches(deps.db, leaseOwner),
+    slots,
     config: deps.config,
     db: deps.db,
     logger: deps.logger,
@@ -153,13 +156,25 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
       taskList: { [DELIVER_TASK]: taskOf(generation) },
       gracefulShutdownAbortTimeout: deps.config.shutdownTimeoutMs,
       events,
+      // Jobs of tenants that cannot run here now are left in the queue for others (and later),
+      // instead of being taken, refused and queued again. Null (most of the time) keeps the
+      // local queue in use; graphile-worker fetches one job at a time while it is not null.
+      forbiddenFlags: () => {
+        const blocked = slots.blockedTenants();
+        return blocked.length > 0 ? blocked.map(tenantFlag) : null;
+      },
       preset: {
         worker: {
           // A local queue locks a batch of due jobs for the whole pool in one query: fewer
           // queries, but the batch is taken in claim order before anyone looks at it, so a
           // throttled tenant's jobs in it delay everyone else's. Off unless configured (for a
           // deployment with one tenant, or with tenants that never hit their limits).
-          localQueue: { size: deps.config.workerLocalQueueSize > 0 ? deps.config.workerLocalQueueSize : -1 },
+          // While some tenant is blocked here (forbiddenFlags), workers fetch past the local
+          // queue; what it holds goes back to the table after `ttl` rather than waiting there.
+          localQueue: {
+            size: deps.config.workerLocalQueueSize > 0 ? deps.config.workerLocalQueueSize : -1,
+            ttl: 2000,
+          },
           // Completions are batched into one statement; a job run again is harmless (our claim).
           completeJobBatchDelay: 0,
           failJobBatchDelay: 0,

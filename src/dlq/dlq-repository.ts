@@ -3,7 +3,7 @@
  * resend, recovery). Every function takes the database or a transaction; `tenantId`
  * undefined means "any tenant" (an admin).
  *
- * A new series: the delivery becomes `pending` with `attempt_count = 0` (what `claimAttempt`
+ * A new series: the delivery becomes `pending` with `attempt_count = 0` (what `claimAttempts`
  * expects of attempt 1), its error cleared, and the caller enqueues attempt 1 in the same
  * transaction. The job key `delivery:<id>` makes that job replace any waiting one.
  */

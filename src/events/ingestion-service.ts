@@ -1,11 +1,10 @@
 /**
  * POST /events: the event, one delivery per matching enabled webhook, and one job per
  * delivery commit in one transaction before the answer. Concurrent requests share that
- * transaction (group-commit.ts); a request with an Idempotency-Key takes its own, which also
+ * transaction (db/group-commit.ts); a request with an Idempotency-Key takes its own, which also
  * holds the key.
  */
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -21,7 +20,7 @@ import {
   type NewEvent,
 } from './event-repository.js';
 import { filtersMatching } from './event-type-match.js';
-import { createGroupCommitter, type GroupCommitOptions } from './group-commit.js';
+import { createGroupCommitter, type GroupCommitOptions } from '../db/group-commit.js';
 
 export interface IngestRequest {
   tenantId: string;
@@ -102,10 +101,11 @@ const toNewEvent = (request: IngestRequest): NewEvent => ({
 async function admit(
   db: Db,
   candidates: readonly NewEvent[],
+  options: { waitForDisk: boolean },
 ): Promise<{ admitted: NewEvent[]; admissions: Map<string, Admission> }> {
   const requested = new Map<string, number>();
   for (const e of candidates) requested.set(e.tenantId, (requested.get(e.tenantId) ?? 0) + 1);
-  const admissions = await admitEvents(db, requested);
+  const admissions = await admitEvents(db, requested, options);
   const left = new Map([...admissions].map(([tenant, a]) => [tenant, a.admitted]));
   const admitted = candidates.filter((e) => {
     const n = left.get(e.tenantId) ?? 0;
@@ -132,18 +132,13 @@ function answers(
 }
 
 /**
- * Admission in a short transaction of its own, before the events are stored: the tenant's
- * window row is locked only for that moment, not while a whole batch is written. Its commit
- * need not wait for the disk (synchronous_commit off): losing the latest counts in a crash only
- * lets a little more through afterwards. Should storing then fail, the tokens stay spent — the
- * limit errs on the side of refusing, never of letting more through.
+ * Admission in one statement of its own, before the events are stored: the tenant's window
+ * row is locked only for that moment, not while a whole batch is written. Its commit need not
+ * wait for the disk: losing the latest counts in a crash only lets a little more through
+ * afterwards. Should storing then fail, the tokens stay spent — the limit errs on the side of
+ * refusing, never of letting more through.
  */
-async function admitNow(db: Db, candidates: readonly NewEvent[]) {
-  return db.transaction().execute(async (trx) => {
-    await sql`set local synchronous_commit = off`.execute(trx);
-    return admit(trx, candidates);
-  });
-}
+const admitNow = (db: Db, candidates: readonly NewEvent[]) => admit(db, candidates, { waitForDisk: false });
 
 /**
  * Admits and stores in the caller's transaction (the keyed path, one event): a refused event is
@@ -153,7 +148,7 @@ export async function storeEvents(
   db: Db,
   candidates: readonly NewEvent[],
 ): Promise<PromiseSettledResult<IngestResult>[]> {
-  const { admitted, admissions } = await admit(db, candidates);
+  const { admitted, admissions } = await admit(db, candidates, { waitForDisk: true });
   return answers(candidates, admissions, await insertAdmitted(db, admitted));
 }
 
@@ -206,8 +201,8 @@ export function createIngestionService(deps: {
 
   const commitEvents = async (events: NewEvent[]): Promise<PromiseSettledResult<IngestResult>[]> => {
     const { admitted, admissions } = await admitNow(db, events);
-    const stored =
-      admitted.length > 0 ? await db.transaction().execute((trx) => insertAdmitted(trx, admitted)) : [];
+    // One statement (storeEventBatch), so its own transaction: committed, and on disk, before any answer.
+    const stored = await insertAdmitted(db, admitted);
     const results = answers(events, admissions, stored);
     const accepted = results.filter((r) => r.status === 'fulfilled').length;
     metrics.eventsIngested.inc(accepted);

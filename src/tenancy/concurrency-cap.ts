@@ -1,8 +1,8 @@
 /**
  * max_concurrent_deliveries, counted across every worker process: a delivery holds a row in
  * `delivery_leases` while its request is in flight (see migrations/003_delivery_leases.sql).
- * The lease is taken by `acquire_delivery_lease()` inside the attempt's claim
- * (delivery-repository `claimAttempt`) and given back by the statement that records the
+ * The lease is taken by `acquire_delivery_leases()` inside the attempts' claim
+ * (delivery-repository `claimAttempts`) and given back by the statement that records the
  * attempt; the limit is read from `quotas` at every acquisition, so a lowered limit applies to
  * new work at once. Leases of dead workers go with their jobs (worker-heartbeat).
  */

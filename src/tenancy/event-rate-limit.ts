@@ -1,9 +1,9 @@
 /**
  * max_events_per_sec, for a tenant as a whole across every API process: a sliding one-second
  * window of ten 100 ms slots kept in `event_rate_windows`, read and updated with the tenant's
- * row locked — in a short transaction of its own just before a batch is stored (ingestion
- * service), or inside the keyed request's own transaction. The limit is read from `quotas` in
- * the same statement, so an UPDATE quotas in psql applies to the next admission.
+ * row locked by one SQL function (`admit_events`) — alone, just before a batch is stored
+ * (ingestion service), or inside the keyed request's own transaction. The limit is read from
+ * `quotas` in the same call, so an UPDATE quotas in psql applies to the next admission.
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
@@ -22,104 +22,39 @@ export interface Admission {
   resetSeconds: number;
 }
 
-interface WindowRow {
-  tenant_id: string;
-  limit: number;
-  slot_numbers: string[];
-  slot_counts: number[];
-  now_ms: string;
-}
-
-/** The pure part: given the ring and the time, how many to admit and the new ring. */
-export function admitInWindow(
-  ring: { slotNumbers: number[]; slotCounts: number[] },
-  limit: number,
-  nowMs: number,
-  requested: number,
-): { admitted: number; used: number; slotNumbers: number[]; slotCounts: number[]; resetSeconds: number } {
-  const current = Math.floor(nowMs / SLOT_MS);
-  const slotNumbers = [...ring.slotNumbers];
-  const slotCounts = [...ring.slotCounts];
-  let used = 0;
-  let oldestLive: number | undefined;
-  for (let i = 0; i < SLOTS; i++) {
-    const slot = slotNumbers[i] ?? 0;
-    if (slot > current - SLOTS && slot <= current && (slotCounts[i] ?? 0) > 0) {
-      used += slotCounts[i] ?? 0;
-      if (oldestLive === undefined || slot < oldestLive) oldestLive = slot;
-    }
-  }
-  const admitted = Math.max(0, Math.min(requested, limit - used));
-  const index = current % SLOTS;
-  if (slotNumbers[index] !== current) {
-    slotNumbers[index] = current;
-    slotCounts[index] = 0;
-  }
-  slotCounts[index] = (slotCounts[index] ?? 0) + admitted;
-  if (admitted > 0 && oldestLive === undefined) oldestLive = current;
-  // The window frees room when its oldest counted slot falls out of it.
-  const freesAtMs = oldestLive === undefined ? nowMs : (oldestLive + SLOTS) * SLOT_MS;
-  const resetSeconds = Math.max(1, Math.ceil((freesAtMs - nowMs) / 1000));
-  return { admitted, used: used + admitted, slotNumbers, slotCounts, resetSeconds };
-}
-
 /**
- * Admits up to `requested.get(tenant)` events per tenant, inside `trx` (the caller's ingest
- * transaction, so counts and events commit or roll back together). Tenants must exist.
+ * Admits up to `requested.get(tenant)` events per tenant: one call of the SQL function
+ * `admit_events` (migrations/004), which locks the tenants' window rows in a fixed order (no
+ * deadlocks between processes), counts, and takes. In the caller's transaction (the keyed
+ * path, so counts and the event commit or roll back together), or alone with `waitForDisk:
+ * false` (the batch path: its own short transaction, the rows locked for one statement only).
+ * Tenants must exist.
  */
 export async function admitEvents(
-  trx: Kysely<Database>,
+  db: Kysely<Database>,
   requested: ReadonlyMap<string, number>,
+  options: { waitForDisk?: boolean; nowMs?: number } = {},
 ): Promise<Map<string, Admission>> {
-  const tenantIds = [...requested.keys()].sort(); // a fixed lock order: no deadlocks between processes
   const result = new Map<string, Admission>();
-  if (tenantIds.length === 0) return result;
-  await sql`
-    insert into event_rate_windows (tenant_id)
-    select unnest(${tenantIds}::text[]) on conflict do nothing
-  `.execute(trx);
-  const rows = await sql<WindowRow>`
-    select w.tenant_id, q.max_events_per_sec as limit, w.slot_numbers, w.slot_counts,
-           floor(extract(epoch from clock_timestamp()) * 1000)::bigint as now_ms
-      from event_rate_windows w
-      join quotas q on q.tenant_id = w.tenant_id
-     where w.tenant_id = any(${tenantIds}::text[])
-     order by w.tenant_id
-       for update of w
-  `.execute(trx);
-  const updates: { tenant_id: string; slot_numbers: number[]; slot_counts: number[] }[] = [];
-  for (const row of rows.rows) {
-    const outcome = admitInWindow(
-      { slotNumbers: row.slot_numbers.map(Number), slotCounts: row.slot_counts },
-      row.limit,
-      Number(row.now_ms),
-      requested.get(row.tenant_id) ?? 0,
-    );
+  if (requested.size === 0) return result;
+  const { rows } = await sql<{
+    tenant_id: string;
+    admitted: number;
+    max_per_sec: number;
+    remaining: number;
+    reset_seconds: number;
+  }>`
+    select * from admit_events(${[...requested.keys()]}::text[], ${[...requested.values()]}::int[],
+                               ${options.nowMs ?? null}::bigint, ${options.waitForDisk ?? true})
+  `.execute(db);
+  for (const row of rows) {
     result.set(row.tenant_id, {
       tenantId: row.tenant_id,
-      admitted: outcome.admitted,
-      limit: row.limit,
-      remaining: Math.max(0, row.limit - outcome.used),
-      resetSeconds: outcome.resetSeconds,
+      admitted: row.admitted,
+      limit: row.max_per_sec,
+      remaining: row.remaining,
+      resetSeconds: row.reset_seconds,
     });
-    if (outcome.admitted > 0) {
-      updates.push({
-        tenant_id: row.tenant_id,
-        slot_numbers: outcome.slotNumbers,
-        slot_counts: outcome.slotCounts,
-      });
-    }
-  }
-  if (updates.length > 0) {
-    await sql`
-      update event_rate_windows w
-         set slot_numbers = array(select json_array_elements_text(u.slot_numbers)::bigint),
-             slot_counts = array(select json_array_elements_text(u.slot_counts)::int),
-             updated_at = now()
-        from json_to_recordset(${JSON.stringify(updates)}::json)
-          as u(tenant_id text, slot_numbers json, slot_counts json)
-       where w.tenant_id = u.tenant_id
-    `.execute(trx);
   }
   return result;
 }

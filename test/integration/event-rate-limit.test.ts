@@ -3,7 +3,7 @@
  * independent pools, each its own set of connections) admit at once.
  */
 import { sql } from 'kysely';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, type DatabaseHandle } from '../../src/db/database.js';
 import { admitEvents, eventsInWindow } from '../../src/tenancy/event-rate-limit.js';
 import { ensureTenant } from '../../src/tenancy/tenant-repository.js';
@@ -67,4 +67,46 @@ it('a rolled-back ingest transaction gives its admissions back', async () => {
     }),
   ).rejects.toThrow('insert failed');
   expect(await admitOne(a, 'rollback')).toBe(1);
+});
+
+describe('the window (admit_events at a given clock)', () => {
+  /** A tenant of its own with `limit` events per second; admits `n` at `nowMs`. */
+  async function tenantWithLimit(name: string, limit: number) {
+    await ensureTenant(a.db, name);
+    await sql`update quotas set max_events_per_sec = ${limit} where tenant_id = ${name}`.execute(a.db);
+    return async (nowMs: number, n: number) =>
+      (await admitEvents(a.db, new Map([[name, n]]), { nowMs })).get(name)!;
+  }
+
+  it('admits up to the limit within one second, then nothing', async () => {
+    const admit = await tenantWithLimit('window-1', 100);
+    let admitted = 0;
+    // 500 requests spread over one second, 1 every 2 ms.
+    for (let i = 0; i < 500; i++) admitted += (await admit(1_000_000 + i * 2, 1)).admitted;
+    expect(admitted).toBe(100);
+  });
+
+  it('frees room as slots fall out of the window', async () => {
+    const admit = await tenantWithLimit('window-2', 10);
+    expect((await admit(5_000, 10)).admitted).toBe(10);
+    expect((await admit(5_900, 1)).admitted).toBe(0);
+    expect((await admit(6_000, 1)).admitted).toBe(1);
+  });
+
+  it('admits part of a batch and reports when room returns', async () => {
+    const admit = await tenantWithLimit('window-3', 5);
+    const outcome = await admit(10_050, 8);
+    expect(outcome).toMatchObject({ admitted: 5, limit: 5, remaining: 0 });
+    expect(outcome.resetSeconds).toBeGreaterThanOrEqual(1);
+    const next = await admit(10_060, 1);
+    expect(next.admitted).toBe(0);
+    expect(next.resetSeconds).toBe(1);
+  });
+
+  it('a zero limit admits nothing; asking for none takes nothing', async () => {
+    expect((await (await tenantWithLimit('window-4', 0))(1, 3)).admitted).toBe(0);
+    const admit = await tenantWithLimit('window-5', 3);
+    expect(await admit(20_000, 0)).toMatchObject({ admitted: 0, remaining: 3 });
+    expect((await admit(20_001, 3)).admitted).toBe(3);
+  });
 });

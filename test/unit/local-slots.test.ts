@@ -1,26 +1,49 @@
 import { expect, it } from 'vitest';
 import { createLocalSlots, reserveFor } from '../../src/tenancy/local-slots.js';
 
-it('no tenant takes more than its share; the rest stays for others', () => {
-  const slots = createLocalSlots(10);
+it('a slow tenant takes no more than its share; the rest stays for others', () => {
+  let clock = 0;
+  const slots = createLocalSlots(10, { slowAfterMs: 250, now: () => clock });
   expect(reserveFor(10)).toBe(3);
   const slow: (() => void)[] = [];
-  for (let release = slots.tryTake('slow'); release; release = slots.tryTake('slow')) slow.push(release);
-  expect(slow).toHaveLength(7);
+  for (let i = 0; i < 7; i++) slow.push(slots.tryTake('slow')!);
+  // Its oldest delivery has now run for longer than 250 ms: it is slow, and at its share.
+  clock = 300;
+  expect(slots.tryTake('slow')).toBeUndefined();
+  expect(slots.blockedTenants()).toEqual(['slow']);
   const fast = [slots.tryTake('fast'), slots.tryTake('fast'), slots.tryTake('fast')];
   expect(fast.every(Boolean)).toBe(true);
   // Every slot is now taken.
   expect(slots.tryTake('late')).toBeUndefined();
-  slow.pop()!();
+  slow.shift()!();
   const late = slots.tryTake('late');
   expect(late).toBeDefined();
   fast[0]!();
   // 'slow' holds 6 of its 7.
+  expect(slots.blockedTenants()).toEqual([]);
   const again = slots.tryTake('slow');
   expect(again).toBeDefined();
   late!();
   expect(slots.tryTake('slow')).toBeUndefined();
   expect(slots.inUse().get('slow')).toBe(7);
+});
+
+it('a fast tenant may use every slot but one', () => {
+  let clock = 0;
+  const slots = createLocalSlots(10, { slowAfterMs: 250, now: () => clock });
+  const taken = Array.from({ length: 9 }, () => slots.tryTake('fast'));
+  expect(taken.every(Boolean)).toBe(true);
+  expect(slots.tryTake('fast')).toBeUndefined();
+  expect(slots.blockedTenants()).toEqual(['fast']);
+  taken.pop()!();
+  expect(slots.blockedTenants()).toEqual([]);
+  taken.push(slots.tryTake('fast'));
+  // Once its deliveries have run long, it is held to its share again as they end.
+  clock = 1000;
+  expect(slots.blockedTenants()).toEqual(['fast']);
+  taken[0]!();
+  expect(slots.tryTake('fast')).toBeUndefined();
+  expect(slots.tryTake('other')).toBeDefined();
 });
 
 it('one slot in all: no reserve; releasing twice frees once', () => {
@@ -36,7 +59,7 @@ it('one slot in all: no reserve; releasing twice frees once', () => {
 
 it('tells how long a tenant has been busy', () => {
   let clock = 1000;
-  const slots = createLocalSlots(4, () => clock);
+  const slots = createLocalSlots(4, { now: () => clock });
   expect(slots.busyForMs('t')).toBe(0);
   const first = slots.tryTake('t')!;
   clock = 1500;
@@ -45,4 +68,17 @@ it('tells how long a tenant has been busy', () => {
   expect(slots.busyForMs('t')).toBe(800);
   first();
   expect(slots.busyForMs('t')).toBe(300);
+});
+
+it('a held-off tenant is blocked until the time passes or one of its deliveries ends', () => {
+  let clock = 0;
+  const slots = createLocalSlots(10, { now: () => clock });
+  slots.holdOff('capped', 200);
+  expect(slots.blockedTenants()).toEqual(['capped']);
+  clock = 201;
+  expect(slots.blockedTenants()).toEqual([]);
+  const release = slots.tryTake('capped')!;
+  slots.holdOff('capped', 200);
+  release();
+  expect(slots.blockedTenants()).toEqual([]);
 });
