@@ -6,6 +6,10 @@
  * process, and a fast receiver; load comes from an open-loop generator (requests sent on a
  * fixed schedule; latency counted from the scheduled time). A phase is void unless every event
  * it sent is accounted for: delivered, refused (4xx/5xx), or still pending at the cut-off.
+ *
+ * Flags: --quick (shorter phases, a 10 000 backlog), --workers N (NUM_WORKERS, default 50),
+ * --worker-processes K (0, the default: one ROLE=all process; K: one ROLE=api process and K
+ * ROLE=worker processes), --local-queue N (WORKER_LOCAL_QUEUE_SIZE, default 0).
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
@@ -32,6 +36,19 @@ import {
 } from './service-process.js';
 
 const quick = process.argv.includes('--quick');
+/** `--name N`: a whole-number flag, or its default. */
+function flag(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const value = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} takes a whole number`);
+  return value;
+}
+/** NUM_WORKERS of each delivering process. */
+const WORKERS = flag('workers', 50);
+/** 0: one process does everything (ROLE=all). K > 0: one ROLE=api process and K ROLE=worker processes. */
+const WORKER_PROCESSES = flag('worker-processes', 0);
+/** WORKER_LOCAL_QUEUE_SIZE of the delivering processes (0 = off, the service's default). */
+const LOCAL_QUEUE = flag('local-queue', 0);
 const SECONDS = quick ? 3 : 10;
 const BACKLOG = quick ? 10_000 : 100_000;
 
@@ -101,7 +118,8 @@ async function main(): Promise<void> {
   let valid = true;
   try {
     process.stdout.write(
-      `hookrelay bench — ${os.cpus().length} cores, ${fmt(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}${quick ? ' (quick)' : ''}\n`,
+      `hookrelay bench — ${os.cpus().length} cores, ${fmt(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}${quick ? ' (quick)' : ''}\n` +
+        `service: ${WORKER_PROCESSES === 0 ? 'one process (ROLE=all)' : `one ROLE=api process + ${WORKER_PROCESSES} ROLE=worker`}, NUM_WORKERS=${WORKERS}, WORKER_LOCAL_QUEUE_SIZE=${LOCAL_QUEUE}\n`,
     );
     const ceiling10 = await databaseCeiling(url, quick ? 2 : 5, 10, 8);
     const ceiling100 = await databaseCeiling(url, quick ? 2 : 5, 100, 8);
@@ -109,13 +127,30 @@ async function main(): Promise<void> {
     line('database ceiling, same writes, 10 events/commit (events/s)', fmt(ceiling10));
     line('database ceiling, same writes, 100 events/commit (events/s)', fmt(ceiling100));
 
-    const proc = await startServiceProcess({
+    const delivering = {
       DATABASE_URL: url,
-      NUM_WORKERS: '50',
+      NUM_WORKERS: String(WORKERS),
+      WORKER_LOCAL_QUEUE_SIZE: String(LOCAL_QUEUE),
       SSRF_ALLOWLIST: '127.0.0.1/32',
-    });
-    procs.push(proc);
-    const base = proc.baseUrl;
+    };
+    /** The delivering processes: one ROLE=all, or ROLE=worker ones beside an API process. */
+    const startDelivering = () =>
+      Promise.all(
+        WORKER_PROCESSES === 0
+          ? [startServiceProcess(delivering)]
+          : Array.from({ length: WORKER_PROCESSES }, () =>
+              startServiceProcess({ ...delivering, ROLE: 'worker' }),
+            ),
+      );
+    const service = [
+      ...(WORKER_PROCESSES === 0
+        ? []
+        : [await startServiceProcess({ DATABASE_URL: url, ROLE: 'api', SSRF_ALLOWLIST: '127.0.0.1/32' })]),
+      ...(await startDelivering()),
+    ];
+    procs.push(...service);
+    const base = service[0]!.baseUrl;
+    const servicePeakRss = async () => Math.max(...(await Promise.all(service.map((p) => p.peakRss()))));
     const client = createClient(base, await signToken(JWT_SECRET, { tenantId: 'bench' }));
     await raiseQuotas(base, 'bench');
     const created = await client.post('/webhooks', { url: receiver.url, event_types: ['bench.*'] });
@@ -200,12 +235,12 @@ async function main(): Promise<void> {
       'fan-out, 1 event to 100 webhooks (deliveries/s)',
       fmt(receiver.distinct() / (((receiver.lastAt() ?? Date.now()) - fanStart) / 1000)),
     );
-    line('peak RSS of the service so far (MB)', fmt(await proc.peakRss()));
+    line('peak RSS of the service so far, largest process (MB)', fmt(await servicePeakRss()));
     fanClient.close();
     client.close();
-    await proc.stop();
+    await Promise.all(service.map((p) => p.stop()));
 
-    // 4. Drain a backlog: fill it with an API-only process, then let one full process drain it.
+    // 4. Drain a backlog: fill it with an API-only process, then let the delivering processes drain it.
     const api = await startServiceProcess({ DATABASE_URL: url, ROLE: 'api' });
     procs.push(api);
     const apiClient = createClient(api.baseUrl, await signToken(JWT_SECRET, { tenantId: 'bench' }));
@@ -228,17 +263,16 @@ async function main(): Promise<void> {
     apiClient.close();
     await api.stop();
     receiver.reset();
-    const drainer = await startServiceProcess({
-      DATABASE_URL: url,
-      NUM_WORKERS: '50',
-      SSRF_ALLOWLIST: '127.0.0.1/32',
-    });
-    procs.push(drainer);
+    const drainers = await startDelivering();
+    procs.push(...drainers);
     await waitUntil(() => receiver.distinct() >= filled, 600_000);
     const drainSeconds = ((receiver.lastAt() ?? Date.now()) - (receiver.firstAt() ?? Date.now())) / 1000;
     line(`backlog drain, ${fmt(filled)} deliveries (deliveries/s)`, fmt(receiver.distinct() / drainSeconds));
-    line('peak RSS of the draining service (MB)', fmt(await drainer.peakRss()));
-    await drainer.stop();
+    line(
+      'peak RSS of the draining service, largest process (MB)',
+      fmt(Math.max(...(await Promise.all(drainers.map((p) => p.peakRss()))))),
+    );
+    await Promise.all(drainers.map((p) => p.stop()));
     line(
       'peak RSS, largest of the service processes (MB)',
       fmt(Math.max(...(await Promise.all(procs.map((p) => p.peakRss()))))),

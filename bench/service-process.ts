@@ -68,7 +68,10 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** `node dist/main.js` in production mode with `env` on top; resolves once `/health` answers 200. */
+/**
+ * `node dist/main.js` in production mode with `env` on top; resolves once `/health` answers 200
+ * (for a ROLE=worker process, which has no API: once its METRICS_PORT answers `/metrics`).
+ */
 export async function startServiceProcess(env: Record<string, string>): Promise<ServiceProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [path.join(ROOT, 'dist/main.js')], {
@@ -80,6 +83,7 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
       LOG_LEVEL: 'warn',
       ...env,
       PORT: String(port),
+      ...(env.ROLE === 'worker' ? { METRICS_PORT: String(port) } : {}),
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -90,9 +94,10 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
   );
   exited.catch(() => undefined);
   // Ready when /health answers (the "listening" log line is at info, below the bench's log level).
+  const readyPath = env.ROLE === 'worker' ? '/metrics' : '/health';
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${port}/health`).then(
+    const ok = await fetch(`http://127.0.0.1:${port}${readyPath}`).then(
       (r) => r.status === 200,
       () => false,
     );

@@ -82,7 +82,7 @@ export type BatchingOptions = Pick<
   'maxBatchSize' | 'maxWaitMs' | 'maxConcurrentBatches'
 >;
 
-export const DEFAULT_BATCHING: BatchingOptions = { maxBatchSize: 200, maxWaitMs: 1, maxConcurrentBatches: 4 };
+export const DEFAULT_BATCHING: BatchingOptions = { maxBatchSize: 200, maxWaitMs: 1, maxConcurrentBatches: 2 };
 
 const withTraceparent = (traceparent: string | undefined) => (traceparent ? { traceparent } : {});
 
