@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { usePreparedStatements } from './prepared-statements.js';
 import type { AuditLogTable } from '../audit/audit.table.js';
 import type {
   DeliveryAttemptTable,
@@ -59,7 +60,10 @@ export function createDatabase(
   // A client losing its connection (database restart) must not crash the process: the error
   // surfaces on the query that was using it, or the idle client is simply dropped.
   pool.on('error', () => undefined);
-  pool.on('connect', (client) => client.on('error', () => undefined));
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+    usePreparedStatements(client);
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,

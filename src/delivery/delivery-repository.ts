@@ -60,7 +60,7 @@ export async function claimAttempts(
 ): Promise<Map<string, ClaimedDelivery>> {
   if (claims.length === 0) return new Map();
   const requests = claims.map((c, ord) => ({ delivery_id: c.deliveryId, attempt: c.attempt, ord }));
-  const { rows } = await sql<ClaimedDelivery>`
+  const { rows } = await sql<ClaimedDelivery>`-- prepared: claim_attempts
     with requested as materialized (
       select * from json_to_recordset(${JSON.stringify(requests)}::json) as r(delivery_id uuid, attempt int, ord int)
     ), claimed as materialized (
@@ -157,7 +157,7 @@ export async function finishAttempts(
     response_body: attempt.responseBody,
     response_headers: attempt.responseHeaders,
   }));
-  const result = await sql<{ delivery_id: string }>`
+  const result = await sql<{ delivery_id: string }>`-- prepared: finish_attempts
     with f as materialized (
       select * from json_to_recordset(${JSON.stringify(rows)}::json) as f(
         delivery_id uuid, claim_token timestamptz, status text, next_attempt_at timestamptz,

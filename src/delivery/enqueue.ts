@@ -115,7 +115,7 @@ export async function enqueueDeliveries(db: Kysely<Database>, jobs: readonly Del
     traceparent: job.traceparent ?? null,
     ord,
   }));
-  await sql`
+  await sql`-- prepared: enqueue_deliveries
     with src as materialized (
       select * from json_to_recordset(${JSON.stringify(rows)}::json)
         as s(delivery_id uuid, attempt int, tenant_id text, priority int, run_at timestamptz, traceparent text, ord int)

@@ -54,7 +54,7 @@ export async function storeEventBatch(
     traceparent: e.traceparent ?? null,
     ord,
   }));
-  const result = await sql<CreatedDelivery>`
+  const result = await sql<CreatedDelivery>`-- prepared: store_event_batch
     with input as materialized (
       select * from json_to_recordset(${JSON.stringify(rows)}::json)
         as e(id uuid, tenant_id text, type text, payload jsonb, idempotency_key text, filters text[],

@@ -43,7 +43,7 @@ export async function admitEvents(
     max_per_sec: number;
     remaining: number;
     reset_seconds: number;
-  }>`
+  }>`-- prepared: admit_events
     select * from admit_events(${[...requested.keys()]}::text[], ${[...requested.values()]}::int[],
                                ${options.nowMs ?? null}::bigint, ${options.waitForDisk ?? true})
   `.execute(db);
