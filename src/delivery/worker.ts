@@ -7,7 +7,7 @@
  * its time, so short delays are kept to within milliseconds rather than a poll interval.
  */
 import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import os from 'node:os';
 import { Logger as WorkerLogger, run, type Runner, type Task, type WorkerEvents } from 'graphile-worker';
 import { sql } from 'kysely';
@@ -77,7 +77,8 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
   };
   const deliver: Task = async (payload, helpers) => {
     // One span per attempt, a child of the request that queued it (the payload's traceparent):
-    // its queries and the outbound request join the same trace.
+    // its queries and the outbound request join the same trace. (A claim or finish statement
+    // shared by several attempts is traced under the attempt whose call opened the batch.)
     const job = parseDeliverPayload(payload);
     const attributes = {
       'hookrelay.delivery_id': job?.delivery_id ?? '',
@@ -86,7 +87,9 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
     };
     await inSpanFromTraceparent('deliver webhook', job?.traceparent, attributes, async (span) => {
       // helpers.abortSignal fires when a graceful stop has waited `gracefulShutdownAbortTimeout`:
-      // a request still running then is cut short and its job handed back.
+      // a request still running then is cut short and its job handed back. It is the pool's, one
+      // for all workers: each request in flight listens to it.
+      setMaxListeners(concurrency + 10, helpers.abortSignal);
       const outcome = await deliverWebhook(engine, payload, {
         signal: helpers.abortSignal,
         priority: helpers.job.priority,

@@ -120,11 +120,15 @@ describe('one trace per event, from the request to the receiver', () => {
         expect(request?.headers.traceparent).toBe(
           `00-${trace.traceId}-${outbound[0]!.spanContext().spanId}-01`,
         );
-        // And the attempt's queries are in the trace too.
-        expect(inTrace.some((s) => s.name.startsWith('pg.query') && parentOf(s, spans) === delivery)).toBe(
-          true,
-        );
       }
+      // And the attempts' queries are in their traces too. Claims and finishes that arrive
+      // together share one statement (delivery/attempt-batches), which is traced under the
+      // attempt that opened the batch: the two attempts here may share theirs, so at least one
+      // of them holds queries.
+      const attempts = spans.filter((s) => s.name === 'deliver webhook');
+      expect(spans.some((s) => s.name.startsWith('pg.query') && attempts.includes(parentOf(s, spans)!))).toBe(
+        true,
+      );
       // Nowhere in the service's spans (the receiver, in this process too, traces its own
       // requests): the URL's path and query, the payload.
       const ours = spans.filter(
