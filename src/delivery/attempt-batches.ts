@@ -27,6 +27,8 @@ const MAX_BATCH = 200;
 const CONCURRENT_BATCHES = 2;
 
 export function createAttemptBatches(db: Kysely<Database>, leaseOwner: string): AttemptBatches {
+  // A batch of one, or a batch that failed and is retried item by item.
+  const one = unbatchedAttempts(db, leaseOwner);
   const claims = createGroupCommitter<AttemptClaim, ClaimedDelivery | undefined>({
     maxBatchSize: MAX_BATCH,
     maxWaitMs: 0,
@@ -41,7 +43,7 @@ export function createAttemptBatches(db: Kysely<Database>, leaseOwner: string): 
         return { status: 'fulfilled', value: claim };
       });
     },
-    commitOne: async (request) => (await claimAttempts(db, [request], leaseOwner)).get(request.deliveryId),
+    commitOne: one.claim,
   });
   const finishes = createGroupCommitter<FinishedAttempt, boolean>({
     maxBatchSize: MAX_BATCH,
@@ -51,7 +53,7 @@ export function createAttemptBatches(db: Kysely<Database>, leaseOwner: string): 
       const recorded = await finishAttempts(db, items);
       return items.map(({ claim }) => ({ status: 'fulfilled', value: recorded.has(claim.id) }));
     },
-    commitOne: async (item) => (await finishAttempts(db, [item])).has(item.claim.id),
+    commitOne: one.finish,
   });
   return { claim: (request) => claims.submit(request), finish: (item) => finishes.submit(item) };
 }

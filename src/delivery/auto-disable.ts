@@ -11,7 +11,7 @@
 import { sql } from 'kysely';
 import { writeAudit } from '../audit/audit-repository.js';
 import type { Db } from '../db/database.js';
-import { coerceError } from '../errors.js';
+import { startPeriodicSweep, type PeriodicSweep } from '../db/periodic-sweep.js';
 import type { Logger } from '../observability/logger.js';
 
 /** Webhooks disabled per transaction; a sweep runs batches until none is left. */
@@ -68,12 +68,8 @@ export async function disableFailingWebhooks(db: Db, failingForMs: number): Prom
   }
 }
 
-export interface AutoDisableSweep {
-  /** Runs one sweep now (also what the timer does); resolves with what it disabled. */
-  sweep(): Promise<DisabledWebhook[]>;
-  /** No more sweeps; waits for one that is running. */
-  stop(): Promise<void>;
-}
+/** sweep() runs one now (also what the timer does) and resolves with what it disabled. */
+export type AutoDisableSweep = PeriodicSweep<DisabledWebhook[]>;
 
 export function startAutoDisableSweep(deps: {
   db: Db;
@@ -81,36 +77,20 @@ export function startAutoDisableSweep(deps: {
   failingForMs: number;
   everyMs: number;
 }): AutoDisableSweep {
-  let running: Promise<DisabledWebhook[]> | undefined;
-  const sweep = (): Promise<DisabledWebhook[]> => {
-    // One sweep at a time per process; a tick that finds one running waits for it instead.
-    running ??= disableFailingWebhooks(deps.db, deps.failingForMs)
-      .then((disabled) => {
-        for (const webhook of disabled) {
-          deps.logger.warn('webhook disabled: failing continuously', {
-            webhook_id: webhook.id,
-            tenant_id: webhook.tenant_id,
-            failing_since: webhook.failing_since.toISOString(),
-          });
-        }
-        return disabled;
-      })
-      .finally(() => {
-        running = undefined;
-      });
-    return running;
-  };
-  const timer = setInterval(() => {
-    sweep().catch((err: unknown) =>
-      deps.logger.error('auto-disable sweep failed', { err: coerceError(err).message }),
-    );
-  }, deps.everyMs);
-  timer.unref();
-  return {
-    sweep,
-    async stop() {
-      clearInterval(timer);
-      await running?.catch(() => undefined);
+  return startPeriodicSweep({
+    name: 'auto-disable sweep',
+    everyMs: deps.everyMs,
+    logger: deps.logger,
+    run: async () => {
+      const disabled = await disableFailingWebhooks(deps.db, deps.failingForMs);
+      for (const webhook of disabled) {
+        deps.logger.warn('webhook disabled: failing continuously', {
+          webhook_id: webhook.id,
+          tenant_id: webhook.tenant_id,
+          failing_since: webhook.failing_since.toISOString(),
+        });
+      }
+      return disabled;
     },
-  };
+  });
 }

@@ -15,7 +15,7 @@
  * queue on them.
  */
 import type { Db } from '../db/database.js';
-import { coerceError } from '../errors.js';
+import { startPeriodicSweep, type PeriodicSweep } from '../db/periodic-sweep.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import {
@@ -156,12 +156,8 @@ export async function removeExpiredRows(db: Db, options: RetentionOptions): Prom
   return finish(true);
 }
 
-export interface RetentionSweep {
-  /** Runs the sweep now (also what the timer does); resolves with what it deleted. */
-  sweep(): Promise<RetentionRun>;
-  /** No more runs; a run in progress stops before its next batch, and is waited for. */
-  stop(): Promise<void>;
-}
+/** sweep() runs it now (also what the timer does); on stop() a run in progress stops before its next batch. */
+export type RetentionSweep = PeriodicSweep<RetentionRun>;
 
 export function startRetentionSweep(deps: {
   db: Db;
@@ -173,45 +169,31 @@ export function startRetentionSweep(deps: {
   timeBudgetMs?: number;
 }): RetentionSweep {
   let stopping = false;
-  let running: Promise<RetentionRun> | undefined;
-  const sweep = (): Promise<RetentionRun> => {
-    // One run at a time per process; a tick that finds one running waits for it instead.
-    running ??= removeExpiredRows(deps.db, {
-      retentionDays: deps.retentionDays,
-      batchSize: deps.batchSize,
-      timeBudgetMs: deps.timeBudgetMs,
-      stopping: () => stopping,
-      onDeleted: (table, rows) => deps.metrics.retentionDeleted.inc({ table }, rows),
-    })
-      .then((run) => {
-        const total = Object.values(run.deleted).reduce((sum, rows) => sum + rows, 0);
-        // Every run logs its counts; one that found nothing to do says so only at debug level.
-        deps.logger.log(total > 0 || !run.complete ? 'info' : 'debug', 'retention sweep', {
-          retention_days: deps.retentionDays,
-          deleted: run.deleted,
-          batches: run.batches,
-          complete: run.complete,
-          duration_ms: run.durationMs,
-        });
-        return run;
-      })
-      .finally(() => {
-        running = undefined;
-      });
-    return running;
-  };
-  const timer = setInterval(() => {
-    sweep().catch((err: unknown) =>
-      deps.logger.error('retention sweep failed', { err: coerceError(err).message }),
-    );
-  }, deps.everyMs);
-  timer.unref();
-  return {
-    sweep,
-    async stop() {
+  return startPeriodicSweep({
+    name: 'retention sweep',
+    everyMs: deps.everyMs,
+    logger: deps.logger,
+    onStop: () => {
       stopping = true;
-      clearInterval(timer);
-      await running?.catch(() => undefined);
     },
-  };
+    run: async () => {
+      const run = await removeExpiredRows(deps.db, {
+        retentionDays: deps.retentionDays,
+        batchSize: deps.batchSize,
+        timeBudgetMs: deps.timeBudgetMs,
+        stopping: () => stopping,
+        onDeleted: (table, rows) => deps.metrics.retentionDeleted.inc({ table }, rows),
+      });
+      const total = Object.values(run.deleted).reduce((sum, rows) => sum + rows, 0);
+      // Every run logs its counts; one that found nothing to do says so only at debug level.
+      deps.logger.log(total > 0 || !run.complete ? 'info' : 'debug', 'retention sweep', {
+        retention_days: deps.retentionDays,
+        deleted: run.deleted,
+        batches: run.batches,
+        complete: run.complete,
+        duration_ms: run.durationMs,
+      });
+      return run;
+    },
+  });
 }

@@ -8,7 +8,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 
-export const SLOT_MS = 100;
 export const SLOTS = 10;
 
 export interface Admission {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/database.js';
 import { REPO_ROOT } from '../helpers/process.js';
-import type { ReceivedRequest } from '../helpers/receiver.js';
+import { receivedRequest, type ReceivedRequest } from '../helpers/receiver.js';
 
 /** CHAOS_LONG=1 runs the issue's full sizes; the default sizes keep `npm test` within CI's time. */
 export const LONG = process.env.CHAOS_LONG === '1';
@@ -214,14 +214,7 @@ export async function startGatedReceiver(): Promise<GatedReceiver> {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      requests.push({
-        index: requests.length,
-        method: req.method ?? '',
-        path: req.url ?? '',
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString('utf8'),
-        at: Date.now(),
-      });
+      requests.push(receivedRequest(req, chunks, requests.length));
       if (open) answer(res);
       else {
         waiting.add(res);

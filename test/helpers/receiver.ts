@@ -63,6 +63,18 @@ export interface ReceiverOptions {
   behaviour?: Behaviour | ((index: number, request: ReceivedRequest) => Behaviour);
 }
 
+/** What a receiver keeps of a request whose body has been read (`chunks`). */
+export function receivedRequest(req: http.IncomingMessage, chunks: Buffer[], index: number): ReceivedRequest {
+  return {
+    index,
+    method: req.method ?? '',
+    path: req.url ?? '',
+    headers: req.headers,
+    body: Buffer.concat(chunks).toString('utf8'),
+    at: Date.now(),
+  };
+}
+
 export async function startReceiver(options: ReceiverOptions = {}): Promise<Receiver> {
   let behaviourFor: (index: number, request: ReceivedRequest) => Behaviour = () => ({
     kind: 'status',
@@ -89,14 +101,7 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const request: ReceivedRequest = {
-        index: requests.length,
-        method: req.method ?? '',
-        path: req.url ?? '',
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString('utf8'),
-        at: Date.now(),
-      };
+      const request = receivedRequest(req, chunks, requests.length);
       requests.push(request);
       answer(behaviourFor(request.index, request), req, res);
     });
