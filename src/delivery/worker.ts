@@ -127,6 +127,14 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
   const backOff = createPause();
 
   const events: WorkerEvents = new EventEmitter();
+  // Fetches under way: asked for their forbidden flags, job not started yet (see `forbiddenFlags`).
+  let fetching = 0;
+  const fetchEnded = () => {
+    fetching = Math.max(0, fetching - 1);
+  };
+  events.on('job:start', fetchEnded);
+  events.on('worker:getJob:empty', fetchEnded);
+  events.on('worker:getJob:error', fetchEnded);
   events.on('pool:create', ({ workerPool }) => current.ids.add(workerPool.id));
   events.on('worker:create', ({ worker }) => current.ids.add(worker.workerId));
   events.on('pool:fatalError', ({ workerPool, error }) => {
@@ -148,8 +156,10 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
       }
     };
 
-  const startRunner = (generation: Generation) =>
-    run({
+  const startRunner = (generation: Generation) => {
+    // A retired runner's fetches never end: the count starts again with the new one.
+    fetching = 0;
+    return run({
       pgPool: deps.pool,
       concurrency,
       noHandleSignals: true,
@@ -162,8 +172,12 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
       // Jobs of tenants that cannot run here now are left in the queue for others (and later),
       // instead of being taken, refused and queued again. Null (most of the time) keeps the
       // local queue in use; graphile-worker fetches one job at a time while it is not null.
+      // graphile-worker calls this right before each fetch, and each fetch ends in exactly one
+      // of job:start, getJob:empty, getJob:error: fetches under way count against every
+      // tenant's share, so two workers fetching at once cannot both bring the job that fills it.
       forbiddenFlags: () => {
-        const blocked = slots.blockedTenants();
+        const blocked = slots.blockedTenants(fetching);
+        fetching++;
         return blocked.length > 0 ? blocked.map(tenantFlag) : null;
       },
       preset: {
@@ -184,6 +198,7 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
         },
       },
     });
+  };
 
   const supervise = (generation: Generation) => {
     generation.runner!.promise.then(

@@ -15,10 +15,12 @@ export interface LocalSlots {
   /** How long the tenant's longest-running delivery here has been running (0 when none). */
   busyForMs(tenantId: string): number;
   /**
-   * Tenants whose jobs this process should not take for now: slow ones holding their whole
-   * share, and those held off (`holdOff`). Empty most of the time.
+   * Tenants whose jobs this process should not take for now: those holding their whole share,
+   * and those held off (`holdOff`). Empty most of the time. `fetching`: jobs being fetched right
+   * now, not yet started; each may turn out to be any tenant's, so each counts against every
+   * tenant's share (a fetched job then always finds its slot, instead of going back to the queue).
    */
-  blockedTenants(): string[];
+  blockedTenants(fetching?: number): string[];
   /**
    * Keeps the tenant's jobs away for `ms` (it is at a limit shared with other processes), or
    * until one of its deliveries here ends, whichever is first.
@@ -55,8 +57,8 @@ export function createLocalSlots(total: number, options: LocalSlotsOptions = {})
     for (const entry of set ?? []) return entry.startedAt;
     return undefined;
   };
-  const atShare = (set: Set<{ startedAt: number }> | undefined, at: number): boolean => {
-    const size = set?.size ?? 0;
+  const atShare = (set: Set<{ startedAt: number }> | undefined, at: number, fetching = 0): boolean => {
+    const size = (set?.size ?? 0) + fetching;
     if (size >= fastShare) return true;
     if (size < slowShare) return false;
     const oldest = oldestStart(set);
@@ -87,10 +89,10 @@ export function createLocalSlots(total: number, options: LocalSlotsOptions = {})
       const oldest = oldestStart(running.get(tenantId));
       return oldest === undefined ? 0 : now() - oldest;
     },
-    blockedTenants() {
+    blockedTenants(fetching = 0) {
       const at = now();
       const blocked: string[] = [];
-      for (const [tenant, set] of running) if (atShare(set, at)) blocked.push(tenant);
+      for (const [tenant, set] of running) if (atShare(set, at, fetching)) blocked.push(tenant);
       for (const [tenant, until] of heldUntil) {
         if (until <= at) heldUntil.delete(tenant);
         else if (!blocked.includes(tenant)) blocked.push(tenant);

@@ -167,6 +167,28 @@ describe('delivery leases (max_concurrent_deliveries)', () => {
     ).toBe(false);
   });
 
+  it('leases are counted through the index, never by reading the table (dead rows pile up between vacuums)', async () => {
+    const ids = await seedDeliveries('churn', 300);
+    // Churn: leases taken and given back, as deliveries do, leaving dead rows behind.
+    for (const id of ids.slice(0, 200)) {
+      await acquireDeliveryLease(a.db, { tenantId: 'churn', deliveryId: id, workerId: 'w0' });
+      await releaseDeliveryLease(a.db, id);
+    }
+    const scans = await a.db.connection().execute(async (conn) => {
+      await sql`begin`.execute(conn);
+      try {
+        await sql`select acquire_delivery_leases('w0', ${ids.slice(200)}::uuid[],
+                    array_fill('churn'::text, array[100]))`.execute(conn);
+        const { rows } = await sql<{ seq_scan: string }>`
+          select seq_scan from pg_stat_xact_user_tables where relname = 'delivery_leases'`.execute(conn);
+        return Number(rows[0]!.seq_scan);
+      } finally {
+        await sql`rollback`.execute(conn);
+      }
+    });
+    expect(scans).toBe(0);
+  });
+
   it('shows in GET /quotas current_usage.concurrent_deliveries', async () => {
     const ids = await seedDeliveries('busy', 3);
     for (const id of ids)

@@ -46,6 +46,19 @@ it('a fast tenant may use every slot but one', () => {
   expect(slots.tryTake('other')).toBeDefined();
 });
 
+it('jobs being fetched count against every tenant with deliveries running', () => {
+  const slots = createLocalSlots(10);
+  const taken = Array.from({ length: 7 }, () => slots.tryTake('busy'));
+  expect(taken.every(Boolean)).toBe(true);
+  // Seven running, share nine: one fetch under way may still bring one of its jobs, two may not.
+  expect(slots.blockedTenants(1)).toEqual([]);
+  expect(slots.blockedTenants(2)).toEqual(['busy']);
+  // Whatever the fetches bring finds its slot.
+  expect(slots.tryTake('busy')).toBeDefined();
+  expect(slots.tryTake('busy')).toBeDefined();
+  expect(slots.blockedTenants()).toEqual(['busy']);
+});
+
 it('one slot in all: no reserve; releasing twice frees once', () => {
   const slots = createLocalSlots(1);
   const release = slots.tryTake('a');
