@@ -267,3 +267,80 @@ export async function waitUntil(
   }
   return check();
 }
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** utime + stime (and, with `children`, cutime + cstime: reaped children) of a process, in ms; NaN off Linux. */
+async function processCpuMs(pid: number, children = false): Promise<number> {
+  try {
+    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is field 3, utime field 14.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const [utime, stime, cutime, cstime] = fields.slice(11, 15).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    return ((utime + stime + (children ? cutime + cstime : 0)) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The machine's busy CPU time so far (all cores, /proc/stat; not what a hypervisor stole), in ms; NaN off Linux. */
+async function machineCpuMs(): Promise<number> {
+  try {
+    const first = (await fs.readFile('/proc/stat', 'utf8')).split('\n')[0]!;
+    const [user, nice, system, , , irq, softirq] = first.split(/\s+/).slice(1).map(Number);
+    return ((user! + nice! + system! + irq! + softirq!) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return NaN;
+  }
+}
+
+/** A PostgreSQL server's CPU so far: the postmaster, its ended backends and its live ones. */
+async function serverCpuMs(postmasterPid: number): Promise<number> {
+  let total = await processCpuMs(postmasterPid, true);
+  for (const entry of await fs.readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === postmasterPid) total += await processCpuMs(Number(entry));
+  }
+  return total;
+}
+
+export interface CpuSplit {
+  /** CPU ms per unit of work: the service processes, PostgreSQL, and everything else on the machine. */
+  service: number;
+  database: number;
+  rest: number;
+}
+
+/**
+ * CPU used between `start()` and `per(units)`, split between the service processes, the
+ * database server and the rest of the machine (this bench's load generator and receiver).
+ */
+export function cpuMeter(servicePids: () => number[], postmasterPid: number | undefined) {
+  const read = async () => {
+    const service = (await Promise.all(servicePids().map((pid) => processCpuMs(pid)))).reduce(
+      (a, b) => a + b,
+      0,
+    );
+    const database = postmasterPid === undefined ? NaN : await serverCpuMs(postmasterPid);
+    return { service, database, machine: await machineCpuMs() };
+  };
+  let from = { service: NaN, database: NaN, machine: NaN };
+  return {
+    async start() {
+      from = await read();
+    },
+    async per(units: number): Promise<CpuSplit> {
+      const to = await read();
+      const service = (to.service - from.service) / units;
+      const database = (to.database - from.database) / units;
+      return { service, database, rest: (to.machine - from.machine) / units - service - database };
+    },
+  };
+}

@@ -11,6 +11,11 @@
  * Flags: --quick (shorter phases, a 10 000 backlog), --workers N (NUM_WORKERS, default 10: the service's own default),
  * --worker-processes K (0, the default: one ROLE=all process; K: one ROLE=api process and K
  * ROLE=worker processes), --local-queue N (WORKER_LOCAL_QUEUE_SIZE, default 0).
+ *
+ * CPU per event (service processes / PostgreSQL / the rest of the machine: this bench's load
+ * generator and receiver) is read from /proc for three phases: ingest with delivery, ingest
+ * alone (the backlog fill), delivery alone (the drain). BENCH_SERVICE_NODE_ARGS adds node flags
+ * to the service processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` for a V8 profile of each.
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
@@ -19,6 +24,7 @@ import { signToken } from '../src/api/auth.js';
 import {
   accountFor,
   closedLoop,
+  cpuMeter,
   createClient,
   fmt,
   line,
@@ -176,11 +182,22 @@ async function main(): Promise<void> {
       return ok;
     };
 
+    /** CPU per event of a phase, split between the service, PostgreSQL and the rest (load generator, receiver). */
+    const cpuLine = async (label: string, meter: ReturnType<typeof cpuMeter>, units: number) => {
+      const cpu = await meter.per(units);
+      line(
+        `  CPU per ${label} (ms): service / PostgreSQL / rest of the machine`,
+        `${fmt(cpu.service, 2)} / ${fmt(cpu.database, 2)} / ${fmt(cpu.rest, 2)}`,
+      );
+    };
+
     const emit = (i: number, sentAt: number) =>
       client.post('/events', { type: 'bench.event', payload: { i, sent_at: sentAt } }).then((r) => r.status);
 
     // 1. Ingest at saturation (closed loop), then how fast everything it accepted is delivered.
     receiver.reset();
+    const satCpu = cpuMeter(() => service.map((p) => p.child.pid!), database.postmasterPid);
+    await satCpu.start();
     const t0 = Date.now();
     const sat = await closedLoop(64, SECONDS, emit);
     const accepted = sat.byStatus.get(202) ?? 0;
@@ -196,6 +213,7 @@ async function main(): Promise<void> {
     await waitUntil(() => receiver.distinct() >= accepted, 120_000);
     const e2eSeconds = ((receiver.lastAt() ?? Date.now()) - t0) / 1000;
     line('end-to-end deliveries/s (ingest start to last delivery)', fmt(receiver.distinct() / e2eSeconds));
+    await cpuLine('event accepted and delivered', satCpu, receiver.distinct());
     valid &&= await accountAndSettle(
       'saturation',
       accepted,
@@ -261,6 +279,8 @@ async function main(): Promise<void> {
     procs.push(api);
     const apiClient = createClient(api.baseUrl, await signToken(JWT_SECRET, { tenantId: 'bench' }));
     let filled = 0;
+    const fillCpu = cpuMeter(() => [api.child.pid!], database.postmasterPid);
+    await fillCpu.start();
     const fillStart = Date.now();
     await closedLoop(
       64,
@@ -276,14 +296,18 @@ async function main(): Promise<void> {
       `backlog fill, API-only process (events/s accepted)`,
       fmt(filled / ((Date.now() - fillStart) / 1000)),
     );
+    await cpuLine('event accepted', fillCpu, filled);
     apiClient.close();
     await api.stop();
     receiver.reset();
+    const drainCpu = cpuMeter(() => drainers.map((p) => p.child.pid!), database.postmasterPid);
     const drainers = await startDelivering();
     procs.push(...drainers);
+    await drainCpu.start();
     await waitUntil(() => receiver.distinct() >= filled, 600_000);
     const drainSeconds = ((receiver.lastAt() ?? Date.now()) - (receiver.firstAt() ?? Date.now())) / 1000;
     line(`backlog drain, ${fmt(filled)} deliveries (deliveries/s)`, fmt(receiver.distinct() / drainSeconds));
+    await cpuLine('delivery', drainCpu, receiver.distinct());
     line(
       'peak RSS of the draining service, largest process (MB)',
       fmt(Math.max(...(await Promise.all(drainers.map((p) => p.peakRss()))))),

@@ -22,6 +22,8 @@ export const BENCH_JWT_SECRET = 'bench-secret-0123456789abcdef';
 
 export interface BenchDatabase {
   url: string;
+  /** The server's postmaster (line 1 of postmaster.pid), for CPU accounting; undefined if unreadable. */
+  postmasterPid: number | undefined;
   /** Stops the server and removes its directory. */
   stop(): Promise<void>;
 }
@@ -45,7 +47,9 @@ export async function startBenchDatabase(prefix: string): Promise<BenchDatabase>
     await stop();
     throw err;
   }
-  return { url: server.connectionString, stop };
+  const pidFile = await fs.readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').catch(() => '');
+  const postmasterPid = Number(pidFile.split('\n')[0]) || undefined;
+  return { url: server.connectionString, postmasterPid, stop };
 }
 
 export interface ServiceProcess {
@@ -74,19 +78,26 @@ export async function freePort(): Promise<number> {
  */
 export async function startServiceProcess(env: Record<string, string>): Promise<ServiceProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/main.js')], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      NODE_ENV: 'production',
-      JWT_SECRET: BENCH_JWT_SECRET,
-      LOG_LEVEL: 'warn',
-      ...env,
-      PORT: String(port),
-      ...(env.ROLE === 'worker' ? { METRICS_PORT: String(port) } : {}),
+  const child = spawn(
+    process.execPath,
+    [
+      ...(process.env.BENCH_SERVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      path.join(ROOT, 'dist/main.js'),
+    ],
+    {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        NODE_ENV: 'production',
+        JWT_SECRET: BENCH_JWT_SECRET,
+        LOG_LEVEL: 'warn',
+        ...env,
+        PORT: String(port),
+        ...(env.ROLE === 'worker' ? { METRICS_PORT: String(port) } : {}),
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
     },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  );
   let err = '';
   child.stderr!.on('data', (chunk: Buffer) => (err = (err + chunk.toString()).slice(-4000)));
   const exited = new Promise<never>((_, reject) =>
