@@ -84,6 +84,11 @@ export class AttemptInterruptedError extends Error {
 
 class ClaimLostError extends Error {}
 
+/**
+ * Longest wait of a fast tenant's job for one of the tenant's slots here (it gives up sooner,
+ * as soon as the tenant counts as slow: see tenancy/local-slots).
+ */
+const FAST_SHARE_WAIT_MS = 50;
 /** How long an attempt over its tenant's concurrency cap waits before it tries again. */
 const THROTTLE_MIN_MS = 100;
 const THROTTLE_JITTER_MS = 200;
@@ -150,11 +155,15 @@ export async function deliverWebhook(
   }
 
   const priority = options.priority ?? 0;
-  const release = job.tenant_id !== undefined ? deps.slots?.tryTake(job.tenant_id) : undefined;
+  let release = job.tenant_id !== undefined ? deps.slots?.tryTake(job.tenant_id) : undefined;
+  if (job.tenant_id !== undefined && deps.slots && !release) {
+    // A fast tenant at its share: one of its deliveries ends within moments; wait for that slot.
+    release = await deps.slots.waitToTake(job.tenant_id, FAST_SHARE_WAIT_MS);
+  }
   if (job.tenant_id !== undefined && deps.slots && !release) {
     // This tenant's deliveries are slow and it already has its share of this process's slots
-    // (a job fetched just before its flag was forbidden): nothing claimed, try later, at the
-    // back of the fair order.
+    // (its first jobs here, fetched before any of them ran long): nothing claimed, try later,
+    // at the back of the fair order.
     await queueAgainShortly(deps, job, Math.max(priority, FAIR_RANK_CAP));
     deps.metrics.rateLimited.inc({ limit: 'worker_share' });
     return 'throttled';

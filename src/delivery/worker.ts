@@ -9,7 +9,14 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter, setMaxListeners } from 'node:events';
 import os from 'node:os';
-import { Logger as WorkerLogger, run, type Runner, type Task, type WorkerEvents } from 'graphile-worker';
+import {
+  Logger as WorkerLogger,
+  run,
+  type Runner,
+  type Task,
+  type Worker,
+  type WorkerEvents,
+} from 'graphile-worker';
 import { sql } from 'kysely';
 import type pg from 'pg';
 import type { Config } from '../config.js';
@@ -137,6 +144,18 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
   events.on('worker:getJob:error', fetchEnded);
   events.on('pool:create', ({ workerPool }) => current.ids.add(workerPool.id));
   events.on('worker:create', ({ worker }) => current.ids.add(worker.workerId));
+  // With the local queue on, graphile-worker hands a new job's NOTIFY to the local queue only;
+  // but while some tenant is blocked, workers fetch past the local queue (forbiddenFlags) and
+  // would sleep until their next poll. Such a NOTIFY wakes idle workers here as well.
+  const liveWorkers = new Set<Worker>();
+  events.on('worker:create', ({ worker }) => liveWorkers.add(worker));
+  events.on('worker:release', ({ worker }) => liveWorkers.delete(worker));
+  events.on('pool:listen:notification', ({ message }) => {
+    if (message.channel !== 'jobs:insert' || deps.config.workerLocalQueueSize === 0) return;
+    if (slots.blockedTenants().length === 0) return;
+    let wanted = notifiedJobCount(message.payload);
+    for (const worker of liveWorkers) if (worker.nudge() && --wanted <= 0) break;
+  });
   events.on('pool:fatalError', ({ workerPool, error }) => {
     if (current.ids.has(workerPool.id)) retire(current, errorText(error));
   });
@@ -277,6 +296,16 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
       }
     },
   };
+}
+
+/** The job count in a `jobs:insert` NOTIFY payload (`{"count":N}`), at least 1. */
+function notifiedJobCount(payload: string | undefined): number {
+  try {
+    const count = (JSON.parse(payload ?? '{}') as { count?: unknown }).count;
+    return typeof count === 'number' && count > 1 ? count : 1;
+  } catch {
+    return 1;
+  }
 }
 
 function errorText(err: unknown): string {
