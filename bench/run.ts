@@ -300,9 +300,9 @@ async function main(): Promise<void> {
     apiClient.close();
     await api.stop();
     receiver.reset();
-    const drainCpu = cpuMeter(() => drainers.map((p) => p.child.pid!), database.postmasterPid);
     const drainers = await startDelivering();
     procs.push(...drainers);
+    const drainCpu = cpuMeter(() => drainers.map((p) => p.child.pid!), database.postmasterPid);
     await drainCpu.start();
     await waitUntil(() => receiver.distinct() >= filled, 600_000);
     const drainSeconds = ((receiver.lastAt() ?? Date.now()) - (receiver.firstAt() ?? Date.now())) / 1000;

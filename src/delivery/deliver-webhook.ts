@@ -155,18 +155,19 @@ export async function deliverWebhook(
   }
 
   const priority = options.priority ?? 0;
-  let release = job.tenant_id !== undefined ? deps.slots?.tryTake(job.tenant_id) : undefined;
-  if (job.tenant_id !== undefined && deps.slots && !release) {
+  let release: (() => void) | undefined;
+  if (job.tenant_id !== undefined && deps.slots) {
     // A fast tenant at its share: one of its deliveries ends within moments; wait for that slot.
-    release = await deps.slots.waitToTake(job.tenant_id, FAST_SHARE_WAIT_MS);
-  }
-  if (job.tenant_id !== undefined && deps.slots && !release) {
-    // This tenant's deliveries are slow and it already has its share of this process's slots
-    // (its first jobs here, fetched before any of them ran long): nothing claimed, try later,
-    // at the back of the fair order.
-    await queueAgainShortly(deps, job, Math.max(priority, FAIR_RANK_CAP));
-    deps.metrics.rateLimited.inc({ limit: 'worker_share' });
-    return 'throttled';
+    release =
+      deps.slots.tryTake(job.tenant_id) ?? (await deps.slots.waitToTake(job.tenant_id, FAST_SHARE_WAIT_MS));
+    if (!release) {
+      // This tenant's deliveries are slow and it already has its share of this process's slots
+      // (its first jobs here, fetched before any of them ran long): nothing claimed, try later,
+      // at the back of the fair order.
+      await queueAgainShortly(deps, job, Math.max(priority, FAIR_RANK_CAP));
+      deps.metrics.rateLimited.inc({ limit: 'worker_share' });
+      return 'throttled';
+    }
   }
   try {
     return await deliverClaimed(deps, job, priority, options.signal);

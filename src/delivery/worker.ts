@@ -143,12 +143,14 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
   events.on('worker:getJob:empty', fetchEnded);
   events.on('worker:getJob:error', fetchEnded);
   events.on('pool:create', ({ workerPool }) => current.ids.add(workerPool.id));
-  events.on('worker:create', ({ worker }) => current.ids.add(worker.workerId));
   // With the local queue on, graphile-worker hands a new job's NOTIFY to the local queue only;
   // but while some tenant is blocked, workers fetch past the local queue (forbiddenFlags) and
   // would sleep until their next poll. Such a NOTIFY wakes idle workers here as well.
   const liveWorkers = new Set<Worker>();
-  events.on('worker:create', ({ worker }) => liveWorkers.add(worker));
+  events.on('worker:create', ({ worker }) => {
+    current.ids.add(worker.workerId);
+    liveWorkers.add(worker);
+  });
   events.on('worker:release', ({ worker }) => liveWorkers.delete(worker));
   events.on('pool:listen:notification', ({ message }) => {
     if (message.channel !== 'jobs:insert' || deps.config.workerLocalQueueSize === 0) return;
@@ -192,7 +194,7 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
       // instead of being taken, refused and queued again. Null (most of the time) keeps the
       // local queue in use; graphile-worker fetches one job at a time while it is not null.
       // graphile-worker calls this right before each fetch, and each fetch ends in exactly one
-      // of job:start, getJob:empty, getJob:error: fetches under way count against every
+      // of job:start, getJob:empty, getJob:error: fetches under way count against every slow
       // tenant's share, so two workers fetching at once cannot both bring the job that fills it.
       forbiddenFlags: () => {
         const blocked = slots.blockedTenants(fetching);

@@ -128,7 +128,8 @@ export function createLocalSlots(total: number, options: LocalSlotsOptions = {})
       rememberEnd(tenantId, entry.startedAt, now());
       heldUntil.delete(tenantId);
       used--;
-      waiting.get(tenantId)?.shift()?.();
+      // The first job waiting for this tenant's slot tries again (it leaves the queue itself).
+      waiting.get(tenantId)?.[0]?.();
     };
   };
 
