@@ -16,7 +16,10 @@ export interface Config {
   jwtSecret: string | undefined;
   logLevel: string;
   role: 'all' | 'api' | 'worker';
+  /** Delivery jobs (batches) one process works on at once (NUM_WORKERS). */
   numWorkers: number;
+  /** Outbound requests one process keeps open at once, over all its jobs (MAX_IN_FLIGHT). */
+  maxInFlight: number;
   /** Seconds to wait before retry 1, 2, 3 …; its length is the number of retries. */
   retryScheduleSeconds: readonly number[];
   deliveryTimeoutMs: number;
@@ -148,6 +151,7 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', LOG_LEVELS),
     role: oneOf(env, 'ROLE', 'all', ['all', 'api', 'worker'] as const),
     numWorkers: integer(env, 'NUM_WORKERS', 10, 0, 1000),
+    maxInFlight: integer(env, 'MAX_IN_FLIGHT', 1000, 1, 100_000),
     retryScheduleSeconds: Object.freeze(retrySchedule(env)),
     deliveryTimeoutMs: integer(env, 'DELIVERY_TIMEOUT_MS', 10000, 1, 30000),
     maxPayloadBytes: integer(env, 'MAX_PAYLOAD_BYTES', 262144, 1024, 16 * 1024 * 1024),

@@ -1,116 +1,126 @@
 /**
- * The delivery engine's queries. Ownership of an attempt lives in our own row, not in
- * graphile-worker's lock: a job first *claims* its attempt (`claimAttempts`), and every later
- * write checks that claim (`attempt_count`, `status = 'pending'` and the claim's `updated_at`).
- * A job that runs twice, or that finishes after it was taken away from a stalled worker and
- * run again, therefore writes nothing the second time.
+ * The delivery path's queries: `loadBatch` (what a job names, still due, with a lease for each
+ * delivery about to be sent) and `recordAttempts` (every end state, in one statement).
+ *
+ * A delivery is due at attempt n while `attempt_count = n - 1` and it is `pending`, or `failed`
+ * with its retry due. Its lease (`delivery_leases`) marks it in flight: taken by `loadBatch`,
+ * deleted by `recordAttempts`, and by the stale-worker sweep if its holder dies (which queues
+ * the delivery again). Recording checks `attempt_count` and status, so an attempt is written
+ * once however often it is made.
  */
 import { sql, type Kysely } from 'kysely';
 import { writeAudit } from '../audit/audit-repository.js';
 import type { Database } from '../db/database.js';
-import { enqueueDeliveries } from './enqueue.js';
+import { BULK_PRIORITY, deliveryJobCtes, enqueueDeliveries, type DeliverJobItem } from './enqueue.js';
 
-export interface ClaimedDelivery {
+/** A delivery loaded for sending: the delivery, its webhook and its event. */
+export interface LoadedDelivery {
   id: string;
+  attempt: number;
   event_id: string;
   webhook_id: string;
   tenant_id: string;
-  /** The claim's `updated_at` as text (microseconds intact); later writes must match it. */
-  claim_token: string;
   url: string;
   secret: string;
   previous_secret: string | null;
   previous_secret_expires_at: Date | null;
   timeout_ms: number | null;
-  webhook_enabled: boolean;
-  /** As read at the claim; lets a success skip the health update when there is nothing to clear. */
+  /** As read at the load; lets a success skip the health update when there is nothing to clear. */
   failing_since: Date | null;
   event_type: string;
   payload: unknown;
   event_created_at: Date;
-  /**
-   * Whether the claim also took one of the tenant's in-flight slots (delivery_leases). False
-   * when the tenant is at max_concurrent_deliveries (or the webhook is disabled): no request.
-   */
-  leased: boolean;
+  traceparent: string | null;
 }
 
-export interface AttemptClaim {
-  deliveryId: string;
-  attempt: number;
+export interface LoadedBatch {
+  /** Due, leased: to be sent now by the caller, who must record each. */
+  leased: LoadedDelivery[];
+  /** Due, but the tenant is at max_concurrent_deliveries: queued again at `deferredUntil`. */
+  deferred: number;
+  deferredUntil: Date | undefined;
 }
+
+/** How long a delivery over its tenant's concurrency cap waits before its next try. */
+const DEFER_MIN_MS = 100;
+const DEFER_JITTER_MS = 200;
 
 /**
- * Takes attempt `attempt` of each delivery: from the previous attempt's end (`pending` with no
- * attempts for a fresh delivery, `failed` with a retry due), or — when a claimed attempt never
- * finished because its worker died or handed it back — from that same attempt (`pending` with
- * attempts made means exactly that). A delivery missing from the answer was stale: the attempt
- * was already made, the delivery succeeded, died, was paused, or was deleted.
- *
- * One statement for the whole batch: the claims, what the requests need (webhook and event),
- * and the tenants' in-flight slots (`acquire_delivery_leases`, max_concurrent_deliveries).
- *
- * Whoever starts a new series (DLQ retry, manual retry) sets `attempt_count = 0, status =
- * 'pending'` and enqueues attempt 1.
+ * One statement for a job's batch: which of its deliveries are still due at the attempt named;
+ * of those, the ones whose webhook is disabled become `paused`; the others get a lease each, in
+ * the job's order, up to the tenant's max_concurrent_deliveries (`take_delivery_leases`),
+ * and are answered with what their requests need. A due delivery whose lease someone else holds
+ * is left to that holder. The rest (over the cap) are queued again shortly, behind fresh traffic.
  */
-export async function claimAttempts(
+export async function loadBatch(
   db: Kysely<Database>,
-  claims: readonly AttemptClaim[],
+  items: readonly DeliverJobItem[],
   leaseOwner: string,
-): Promise<Map<string, ClaimedDelivery>> {
-  if (claims.length === 0) return new Map();
-  const requests = claims.map((c, ord) => ({ delivery_id: c.deliveryId, attempt: c.attempt, ord }));
-  const { rows } = await sql<ClaimedDelivery>`-- prepared: claim_attempts
+): Promise<LoadedBatch> {
+  const requested = items.map((item, ord) => ({
+    id: item.id,
+    attempt: item.attempt,
+    traceparent: item.traceparent ?? null,
+    ord,
+  }));
+  const deferredUntil = new Date(Date.now() + DEFER_MIN_MS + Math.random() * DEFER_JITTER_MS);
+  const { rows } = await sql<LoadedDelivery & { state: 'leased' | 'deferred' }>`-- prepared: load_delivery_batch
     with requested as materialized (
-      select * from json_to_recordset(${JSON.stringify(requests)}::json) as r(delivery_id uuid, attempt int, ord int)
-    ), claimed as materialized (
-      update deliveries d
-         set attempt_count = r.attempt, status = 'pending', updated_at = clock_timestamp()
-        from requested r
+      select * from json_to_recordset(${JSON.stringify(requested)}::json)
+        as r(id uuid, attempt int, traceparent text, ord int)
+    ), due as materialized (
+      select d.id, r.attempt, d.event_id, d.webhook_id, d.tenant_id, r.traceparent, r.ord
+        from deliveries d
+        join requested r on r.id = d.id
        -- By primary key whatever the statistics say (a hash join would read the whole table).
-       where d.id = any (array(select delivery_id from requested))
-         and d.id = r.delivery_id
-         and (   (d.attempt_count = r.attempt - 1 and d.status in ('pending', 'failed'))
-              or (d.attempt_count = r.attempt and d.status = 'pending'))
-      returning d.id, d.event_id, d.webhook_id, d.tenant_id, d.updated_at, r.ord
+       where d.id = any (array(select id from requested))
+         and d.attempt_count = r.attempt - 1
+         and (d.status = 'pending' or (d.status = 'failed' and d.next_attempt_at <= now()))
     ), webhook as materialized (
-      select w.* from webhooks w where w.id in (select webhook_id from claimed)
-    ), leased as materialized (
-      -- The tenants' in-flight slots, for deliveries whose webhook is enabled, in claim order.
-      select acquire_delivery_leases(${leaseOwner},
-               array(select c.id from claimed c join webhook w on w.id = c.webhook_id where w.enabled order by c.ord),
-               array(select c.tenant_id from claimed c join webhook w on w.id = c.webhook_id where w.enabled order by c.ord)
-             ) as delivery_id
-    )
-    select c.id, c.event_id, c.webhook_id, c.tenant_id, c.updated_at::text as claim_token,
-           w.url, w.secret, w.previous_secret, w.previous_secret_expires_at, w.timeout_ms,
-           w.enabled as webhook_enabled, w.failing_since,
-           e.type as event_type, e.payload, e.created_at as event_created_at,
-           exists (select 1 from leased l where l.delivery_id = c.id) as leased
-      from claimed c
-      join webhook w on w.id = c.webhook_id
-      join events e on e.id = c.event_id
+      select w.* from webhooks w where w.id = any (array(select webhook_id from due))
+    ), sendable as materialized (
+      select due.* from due join webhook w on w.id = due.webhook_id where w.enabled
+    ), leases as materialized (
+      select * from take_delivery_leases(${leaseOwner},
+               array(select id from sendable order by ord),
+               array(select tenant_id from sendable order by ord))
+    ), paused as (
+      -- The webhook row is read under a share lock: a re-enable in progress is waited for and
+      -- seen, so no delivery is left paused behind a webhook enabled meanwhile.
+      update deliveries d
+         set status = 'paused', next_attempt_at = null, updated_at = now()
+        from due
+       where d.id = due.id
+         and due.webhook_id in (
+               select w.id from webhooks w
+                where w.id = any (array(select webhook_id from due where webhook_id not in (
+                        select id from webhook where enabled)))
+                  and not w.enabled
+                  for share)
+      returning d.id
+    ), deferred as materialized (
+      select due.id as delivery_id, due.attempt, due.tenant_id, ${BULK_PRIORITY}::int as priority,
+             ${deferredUntil.toISOString()}::timestamptz as run_at, due.traceparent, due.ord
+        from due
+       where due.id not in (select delivery_id from leases)
+         and due.id not in (select id from paused)
+    ), ${deliveryJobCtes('deferred')}
+    select s.id, s.attempt, s.event_id, s.webhook_id, s.tenant_id, s.traceparent,
+           w.url, w.secret, w.previous_secret, w.previous_secret_expires_at, w.timeout_ms, w.failing_since,
+           e.type as event_type, e.payload, e.created_at as event_created_at, 'leased' as state
+      from sendable s
+      join leases l on l.delivery_id = s.id and l.taken
+      join webhook w on w.id = s.webhook_id
+      join events e on e.id = s.event_id
+    union all
+    select null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+           'deferred'
+      from deferred
+     where (select count(*) from added_jobs) >= 0
   `.execute(db);
-  return new Map(rows.map((row) => [row.id, row]));
-}
-
-/**
- * The webhook is disabled: the delivery waits as `paused`, its attempt not spent, until
- * `resumePausedDeliveries` (on re-enabling) queues it again.
- */
-export async function pauseClaimedDelivery(db: Kysely<Database>, claim: ClaimedDelivery): Promise<boolean> {
-  // The webhook row is read under a share lock: a re-enable in progress is waited for and seen,
-  // so a delivery is never left paused behind a webhook that was enabled meanwhile (its
-  // resume would not have found it, as it was not paused yet). False: not paused, the caller
-  // queues the attempt again.
-  const result = await sql`
-    with webhook as (select enabled from webhooks where id = ${claim.webhook_id} for share)
-    update deliveries
-       set status = 'paused', attempt_count = attempt_count - 1, next_attempt_at = null, updated_at = now()
-     where id = ${claim.id} and status = 'pending' and updated_at = ${claim.claim_token}::timestamptz
-       and not coalesce((select enabled from webhook), false)
-  `.execute(db);
-  return Number(result.numAffectedRows ?? 0) > 0;
+  const leased = rows.filter((row) => row.state === 'leased');
+  const deferred = rows.length - leased.length;
+  return { leased, deferred, deferredUntil: deferred > 0 ? deferredUntil : undefined };
 }
 
 export interface AttemptRecord {
@@ -129,25 +139,31 @@ export type FinalState =
   /** 410 Gone: the webhook is disabled and the delivery waits. */
   | { status: 'paused' };
 
-export interface FinishedAttempt {
-  claim: Pick<ClaimedDelivery, 'id' | 'claim_token'>;
+/** An attempt's end, as `recordAttempts` writes it. */
+export interface AttemptEnd {
+  delivery: Pick<LoadedDelivery, 'id' | 'tenant_id' | 'webhook_id' | 'event_id' | 'traceparent'>;
   attempt: AttemptRecord;
   state: FinalState;
+  /** The webhook's failing_since to set: 'healthy' clears it, 'failing' starts it; undefined leaves it. */
+  health?: 'healthy' | 'failing';
 }
 
 /**
- * Attempts' ends: each delivery's new state, its attempt row and its lease given back, in one
- * statement guarded by each claim. Answers the deliveries whose claim was still ours; for the
- * others nothing was written (roll back, if in a transaction).
+ * Attempts' ends in one statement: each delivery's new state and attempt row, its lease given
+ * back, the webhooks' health, and one job per tenant and due time for the retries. Answers the
+ * deliveries recorded; an attempt already recorded (the same attempt made twice) is not written
+ * again.
  */
-export async function finishAttempts(
+export async function recordAttempts(
   db: Kysely<Database>,
-  finished: readonly FinishedAttempt[],
+  ends: readonly AttemptEnd[],
+  leaseOwner: string,
 ): Promise<Set<string>> {
-  if (finished.length === 0) return new Set();
-  const rows = finished.map(({ claim, attempt, state }) => ({
-    delivery_id: claim.id,
-    claim_token: claim.claim_token,
+  if (ends.length === 0) return new Set();
+  const rows = ends.map(({ delivery, attempt, state }, ord) => ({
+    delivery_id: delivery.id,
+    tenant_id: delivery.tenant_id,
+    traceparent: delivery.traceparent,
     status: state.status,
     next_attempt_at: state.status === 'failed' ? state.nextAttemptAt.toISOString() : null,
     attempt_number: attempt.attemptNumber,
@@ -156,16 +172,22 @@ export async function finishAttempts(
     duration_ms: attempt.durationMs,
     response_body: attempt.responseBody,
     response_headers: attempt.responseHeaders,
+    ord,
   }));
-  const result = await sql<{ delivery_id: string }>`-- prepared: finish_attempts
+  // The last word on each webhook's health in this batch.
+  const health = new Map<string, boolean>();
+  for (const end of ends) if (end.health) health.set(end.delivery.webhook_id, end.health === 'failing');
+  const healthRows = [...health].map(([webhook_id, failing]) => ({ webhook_id, failing }));
+  const result = await sql<{ id: string }>`-- prepared: record_attempts
     with f as materialized (
       select * from json_to_recordset(${JSON.stringify(rows)}::json) as f(
-        delivery_id uuid, claim_token timestamptz, status text, next_attempt_at timestamptz,
+        delivery_id uuid, tenant_id text, traceparent text, status text, next_attempt_at timestamptz,
         attempt_number int, status_code int, error text, duration_ms int, response_body text,
-        response_headers jsonb)
-    ), finished as (
+        response_headers jsonb, ord int)
+    ), recorded as materialized (
       update deliveries d
-         set status = f.status,
+         set attempt_count = f.attempt_number,
+             status = f.status,
              next_attempt_at = f.next_attempt_at,
              last_error = f.error,
              last_status_code = f.status_code,
@@ -174,39 +196,32 @@ export async function finishAttempts(
         from f
        where d.id = any (array(select delivery_id from f))
          and d.id = f.delivery_id
-         and d.attempt_count = f.attempt_number
-         and d.status = 'pending'
-         and d.updated_at = f.claim_token
+         and d.attempt_count = f.attempt_number - 1
+         and d.status in ('pending', 'failed')
       returning d.id
     ), released as (
-      delete from delivery_leases where delivery_id in (select id from finished)
-    )
-    insert into delivery_attempts
-      (delivery_id, attempt_number, status_code, error, duration_ms, response_body, response_headers)
-    select f.delivery_id, f.attempt_number, f.status_code, f.error, f.duration_ms, f.response_body,
-           f.response_headers
-      from f join finished on finished.id = f.delivery_id
-    returning delivery_id
+      delete from delivery_leases
+       where delivery_id = any (array(select delivery_id from f)) and worker_id = ${leaseOwner}
+    ), attempts as (
+      insert into delivery_attempts
+        (delivery_id, attempt_number, status_code, error, duration_ms, response_body, response_headers)
+      select f.delivery_id, f.attempt_number, f.status_code, f.error, f.duration_ms, f.response_body,
+             f.response_headers
+        from f join recorded on recorded.id = f.delivery_id
+    ), health as (
+      update webhooks w
+         set failing_since = case when h.failing then now() end
+        from json_to_recordset(${JSON.stringify(healthRows)}::json) as h(webhook_id uuid, failing boolean)
+       where w.id = h.webhook_id and h.failing = (w.failing_since is null)
+    ), retries as materialized (
+      select f.delivery_id, f.attempt_number + 1 as attempt, f.tenant_id, null::int as priority,
+             f.next_attempt_at as run_at, f.traceparent, f.ord
+        from f join recorded on recorded.id = f.delivery_id
+       where f.status = 'failed'
+    ), ${deliveryJobCtes('retries')}
+    select id from recorded where (select count(*) from added_jobs) >= 0
   `.execute(db);
-  return new Set(result.rows.map((row) => row.delivery_id));
-}
-
-/** `failing_since` marks the start of an unbroken run of failures; a success ends it. */
-export async function markWebhookHealth(
-  db: Kysely<Database>,
-  webhookId: string,
-  healthy: boolean,
-): Promise<void> {
-  // The guards keep the common case (no change) free of row locks on a busy webhook.
-  if (healthy) {
-    await sql`update webhooks set failing_since = null where id = ${webhookId} and failing_since is not null`.execute(
-      db,
-    );
-  } else {
-    await sql`update webhooks set failing_since = now() where id = ${webhookId} and failing_since is null`.execute(
-      db,
-    );
-  }
+  return new Set(result.rows.map((row) => row.id));
 }
 
 export const GONE_REASON = '410 Gone from endpoint';
@@ -237,10 +252,30 @@ export async function disableGoneWebhook(
 }
 
 /**
+ * Gives back leases this process holds without recording an attempt (the request was never
+ * made, or its end could not be recorded), and queues the deliveries again at the same attempt.
+ */
+export async function releaseLeases(
+  db: Kysely<Database>,
+  deliveries: readonly Pick<LoadedDelivery, 'id' | 'attempt' | 'tenant_id'>[],
+  leaseOwner: string,
+): Promise<void> {
+  if (deliveries.length === 0) return;
+  await db.transaction().execute(async (trx) => {
+    await sql`
+      delete from delivery_leases
+       where delivery_id = any (${deliveries.map((d) => d.id)}::uuid[]) and worker_id = ${leaseOwner}
+    `.execute(trx);
+    await enqueueDeliveries(
+      trx,
+      deliveries.map((d) => ({ deliveryId: d.id, attempt: d.attempt, tenantId: d.tenant_id })),
+    );
+  });
+}
+
+/**
  * Queues again every paused delivery of a webhook, continuing each series where it stopped.
- * Call it in the transaction that re-enables the webhook. One already tried becomes `failed`
- * (its next attempt due now), never `pending`: `pending` with attempts made means "an attempt
- * is in flight" to `claimAttempts`.
+ * Call it in the transaction that re-enables the webhook.
  */
 export async function resumePausedDeliveries(db: Kysely<Database>, webhookId: string): Promise<number> {
   const { rows } = await sql<{ id: string; attempt_count: number; tenant_id: string }>`

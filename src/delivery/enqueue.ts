@@ -1,46 +1,50 @@
 /**
  * How deliveries become graphile-worker jobs. Every writer of jobs (ingestion, retries, DLQ
- * requeue, recovery, re-enabling a webhook) goes through here, inside its own transaction, so a
- * delivery row and its job commit together.
+ * requeue, recovery, re-enabling a webhook, the stale-worker sweep) goes through here, inside
+ * its own statement or transaction, so a delivery row and its job commit together.
  *
- * job: a row in graphile_worker's jobs table, task `deliver`, payload `DeliverJobPayload`,
- * job_key `delivery:<delivery id>` — so a delivery has at most one waiting job, however often
- * it is enqueued (a second enqueue replaces the waiting one).
+ * job: a row in graphile_worker's jobs table, task `deliver`, payload `DeliverJobPayload`: one
+ * tenant's deliveries (up to `MAX_JOB_DELIVERIES`), each with the attempt number the job makes.
+ * Rows stay the truth: a job only names ids, and a delivery that is no longer due at the
+ * attempt named (made already, succeeded, dead, paused, deleted) is skipped when the job runs.
+ * So a job run twice, or two jobs naming the same delivery, send it once.
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Database } from '../db/database.js';
 
 export const DELIVER_TASK = 'deliver';
 
-export interface DeliverJobPayload {
-  delivery_id: string;
-  /** The attempt number this job makes (1 for the first); a job whose number is stale does nothing. */
+/** Most deliveries one job names. */
+export const MAX_JOB_DELIVERIES = 200;
+
+export interface DeliverJobItem {
+  id: string;
+  /** The attempt number this job makes (1 for the first). */
   attempt: number;
-  /** The delivery's tenant, when the writer knew it: lets a worker apply its fair share before claiming. */
-  tenant_id?: string;
   /** W3C traceparent of the request that caused it, so one trace spans ingest → delivery. */
   traceparent?: string;
+}
+
+export interface DeliverJobPayload {
+  tenant_id: string;
+  deliveries: DeliverJobItem[];
 }
 
 export interface DeliveryJob {
   deliveryId: string;
   attempt: number;
   runAt?: Date;
-  /**
-   * graphile-worker priority: lower runs first. Unset with `tenantId` set: the tenant's fair
-   * rank (see `fairPriorities`). Unset without a tenant: 0.
-   */
+  /** graphile-worker priority: lower runs first. Unset: the tenant's fair rank (below). */
   priority?: number;
+  /** The delivery's tenant; looked up when unset. */
   tenantId?: string;
   traceparent?: string;
 }
 
-export const deliveryJobKey = (deliveryId: string): string => `delivery:${deliveryId}`;
-
 /**
  * The graphile-worker flag every job of a tenant carries. A worker process that must not take
- * a tenant's jobs for now (its share of the process is used, or it is at its concurrency cap)
- * names the flag in `forbiddenFlags`, and its job fetches pass those jobs by.
+ * a tenant's jobs for now (the tenant is at its concurrency cap) names the flag in
+ * `forbiddenFlags`, and its job fetches pass those jobs by.
  */
 export const tenantFlag = (tenantId: string): string => `t:${tenantId}`;
 
@@ -48,26 +52,27 @@ export const tenantFlag = (tenantId: string): string => `t:${tenantId}`;
  * Fairness between tenants. graphile-worker takes due jobs in (priority, run_at) order, so a
  * tenant that queues 50 000 deliveries would sit in front of every other tenant's next event.
  * Instead, a new job's priority is its place in its own tenant's queue: the tenant's waiting
- * deliveries (counted up to FAIR_RANK_CAP) plus its place in this call. Every tenant's next
- * delivery therefore has rank 0 and runs before anyone's second; a flood only competes with
- * itself. Ranks are fixed when a job is added, so within one tenant a later job may overtake an
- * earlier one with a higher rank — order is not promised outside FIFO mode.
+ * deliveries ahead of the job's first one, counted up to FAIR_RANK_CAP. A tenant with nothing
+ * queued runs first; a flood only competes with itself.
  */
 export const FAIR_RANK_CAP = 100;
 /** Priority of bulk requeues (DLQ retry, recovery): behind every tenant's fresh traffic. */
 export const BULK_PRIORITY = FAIR_RANK_CAP + 1;
 
 /**
- * Two CTEs that add a `deliver` job for each row of the relation `source`, with one `add_jobs`
- * call: `job_waiting` (each ranked tenant's waiting deliveries, up to FAIR_RANK_CAP, not
- * counting this call's own) and `added_jobs`. The statement must reference `added_jobs`, or
- * PostgreSQL does not run it. `source` has the columns delivery_id uuid, attempt int,
- * tenant_id text, priority int (null: the tenant's fair rank), run_at timestamptz,
- * traceparent text, ord int (the order within the call).
- *
- * Each job carries its tenant's flag (`tenantFlag`). queue_name (the job_spec's third field) is
- * null: jobs run in parallel. A per-webhook FIFO
- * mode (one delivery in flight per webhook, in event order) would pass the webhook id there.
+ * Retries due within this many milliseconds of each other share a job, which runs when the
+ * latest of them is due (so none is early; none is later than this).
+ */
+const RUN_AT_BUCKET_MS = 100;
+
+/**
+ * CTEs that add `deliver` jobs for the rows of the relation `source`, with one `add_jobs` call:
+ * one job per tenant, run time bucket and priority, of at most MAX_JOB_DELIVERIES. `job_waiting`
+ * holds each ranked tenant's waiting deliveries (up to FAIR_RANK_CAP, not counting `source`'s
+ * own), `added_jobs` the call; the statement must reference `added_jobs`, or PostgreSQL
+ * does not run it. `source` has the columns delivery_id uuid, attempt int, tenant_id text,
+ * priority int (null: the tenant's fair rank), run_at timestamptz (null: now), traceparent
+ * text, ord int (the order within the call).
  */
 export function deliveryJobCtes(source: string): RawBuilder<unknown> {
   const src = sql.raw(source);
@@ -79,31 +84,41 @@ export function deliveryJobCtes(source: string): RawBuilder<unknown> {
                  where d.tenant_id = t.tenant_id and d.status = 'pending'
                    and not exists (select 1 from ${src} x where x.delivery_id = d.id)
                  limit ${FAIR_RANK_CAP}) w) as waiting
-        from (select distinct tenant_id from ${src} where priority is null and tenant_id is not null) t
+        from (select distinct tenant_id from ${src} where priority is null) t
+    ),
+    job_groups as materialized (
+      select s.*,
+             (row_number() over (partition by s.tenant_id, run_bucket, s.priority order by s.ord) - 1)
+               / ${MAX_JOB_DELIVERIES} as chunk
+        from (select x.*, ceil(extract(epoch from x.run_at) * 1000 / ${RUN_AT_BUCKET_MS}) as run_bucket
+                from ${src} x) s
+    ),
+    job_ranked as materialized (
+      select g.*,
+             coalesce(g.priority,
+                      least(${FAIR_RANK_CAP}, coalesce(w.waiting, 0) + g.chunk * ${MAX_JOB_DELIVERIES})) as job_priority
+        from job_groups g
+        left join job_waiting w on w.tenant_id = g.tenant_id
     ),
     added_jobs as (
       select 1 from graphile_worker.add_jobs(array(
         select row(
                  ${DELIVER_TASK},
-                 json_strip_nulls(json_build_object(
-                   'delivery_id', s.delivery_id, 'attempt', s.attempt,
-                   'tenant_id', s.tenant_id, 'traceparent', s.traceparent)),
-                 null, s.run_at, 25, 'delivery:' || s.delivery_id,
-                 coalesce(s.priority, case
-                   when s.tenant_id is null then 0
-                   else least(${FAIR_RANK_CAP}, coalesce(w.waiting, 0)
-                        + row_number() over (partition by s.tenant_id, s.priority is null order by s.ord)::int - 1)
-                 end),
-                 case when s.tenant_id is not null then array['t:' || s.tenant_id] end
+                 json_build_object(
+                   'tenant_id', g.tenant_id,
+                   'deliveries', json_agg(json_strip_nulls(json_build_object(
+                     'id', g.delivery_id, 'attempt', g.attempt, 'traceparent', g.traceparent))
+                     order by g.ord)),
+                 null, max(g.run_at), 25, null, g.job_priority, array['t:' || g.tenant_id]
                )::graphile_worker.job_spec
-          from ${src} s
-          left join job_waiting w on w.tenant_id = s.tenant_id
-         order by s.ord
+          from job_ranked g
+         group by g.tenant_id, g.run_bucket, g.priority, g.chunk, g.job_priority
+         order by min(g.ord)
       ))
     )`;
 }
 
-/** Adds one job per delivery in one statement with a single `add_jobs` call (one NOTIFY however many). */
+/** Adds jobs for these deliveries in one statement with a single `add_jobs` call. */
 export async function enqueueDeliveries(db: Kysely<Database>, jobs: readonly DeliveryJob[]): Promise<void> {
   if (jobs.length === 0) return;
   const rows = jobs.map((job, ord) => ({
@@ -116,11 +131,40 @@ export async function enqueueDeliveries(db: Kysely<Database>, jobs: readonly Del
     ord,
   }));
   await sql`-- prepared: enqueue_deliveries
-    with src as materialized (
+    with given as materialized (
       select * from json_to_recordset(${JSON.stringify(rows)}::json)
         as s(delivery_id uuid, attempt int, tenant_id text, priority int, run_at timestamptz, traceparent text, ord int)
+    ),
+    src as materialized (
+      select s.delivery_id, s.attempt,
+             coalesce(s.tenant_id, (select d.tenant_id from deliveries d where d.id = s.delivery_id)) as tenant_id,
+             s.priority, s.run_at, s.traceparent, s.ord
+        from given s
     ),
     ${deliveryJobCtes('src')}
     select count(*) from added_jobs
   `.execute(db);
+}
+
+/**
+ * The job's payload, checked; undefined when it is not one. A job queued before batching
+ * (`{"delivery_id", "attempt"}`) is read as a batch of one.
+ */
+export function parseDeliverPayload(raw: unknown): DeliverJobPayload | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const record = raw as Record<string, unknown>;
+  const tenantId = typeof record.tenant_id === 'string' ? record.tenant_id : undefined;
+  const list = Array.isArray(record.deliveries) ? record.deliveries : [record];
+  const deliveries: DeliverJobItem[] = [];
+  for (const entry of list as unknown[]) {
+    if (typeof entry !== 'object' || entry === null) return undefined;
+    const { id, delivery_id, attempt, traceparent } = entry as Record<string, unknown>;
+    const deliveryId = id ?? delivery_id;
+    if (typeof deliveryId !== 'string' || !/^[0-9a-f-]{36}$/i.test(deliveryId)) return undefined;
+    if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1) return undefined;
+    if (traceparent !== undefined && typeof traceparent !== 'string') return undefined;
+    deliveries.push({ id: deliveryId, attempt, ...(traceparent !== undefined ? { traceparent } : {}) });
+  }
+  if (deliveries.length === 0) return undefined;
+  return { tenant_id: tenantId ?? '', deliveries };
 }

@@ -3,12 +3,13 @@
  * (kill -9, out of memory, a lost machine) locked for 4 hours. Instead, every worker process
  * keeps a row in `worker_heartbeats` fresh, and a sweeper in every process releases the jobs
  * (graphile_worker.force_unlock_workers) and delivery leases of workers whose heartbeat is
- * older than WORKER_STALE_AFTER_MS. A job that was taken away from a stale worker cannot
- * overwrite the newer run: the delivery task checks its claim in our own `deliveries` row.
+ * older than WORKER_STALE_AFTER_MS, and queues their deliveries in flight (their leases) again.
+ * An attempt made twice that way is recorded once (`recordAttempts` checks attempt_count).
  */
 import os from 'node:os';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
+import { deliveryJobCtes } from './enqueue.js';
 import type { Logger } from '../observability/logger.js';
 
 export interface HeartbeatOptions {
@@ -71,7 +72,20 @@ export async function sweepStaleWorkers(db: Kysely<Database>, staleAfterMs: numb
        where locked_by = any(${ids}::text[]) and key is null and attempts >= max_attempts
     `.execute(trx);
     await sql`select graphile_worker.force_unlock_workers(${ids}::text[])`.execute(trx);
-    await sql`delete from delivery_leases where worker_id = any(${ids}::text[])`.execute(trx);
+    // Their requests in flight: each delivery still due goes back in the queue, at the attempt
+    // its lease was taken for (the next one after those recorded).
+    await sql`
+      with released as (
+        delete from delivery_leases where worker_id = any(${ids}::text[]) returning delivery_id
+      ), src as materialized (
+        select d.id as delivery_id, d.attempt_count + 1 as attempt, d.tenant_id, null::int as priority,
+               null::timestamptz as run_at, null::text as traceparent,
+               (row_number() over (order by d.id))::int as ord
+          from deliveries d
+         where d.id in (select delivery_id from released) and d.status in ('pending', 'failed')
+      ), ${deliveryJobCtes('src')}
+      select count(*) from added_jobs
+    `.execute(trx);
     await sql`delete from worker_heartbeats where worker_id = any(${ids}::text[])`.execute(trx);
     return ids;
   });

@@ -3,9 +3,9 @@
  * resend, recovery). Every function takes the database or a transaction; `tenantId`
  * undefined means "any tenant" (an admin).
  *
- * A new series: the delivery becomes `pending` with `attempt_count = 0` (what `claimAttempts`
- * expects of attempt 1), its error cleared, and the caller enqueues attempt 1 in the same
- * transaction. The job key `delivery:<id>` makes that job replace any waiting one.
+ * A new series: the delivery becomes `pending` with `attempt_count = 0` (due at attempt 1),
+ * its error cleared, and the caller enqueues attempt 1 in the same transaction. A job of the
+ * old series still waiting finds the delivery no longer due at its attempt, and skips it.
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { writeAudit } from '../audit/audit-repository.js';

@@ -140,19 +140,25 @@ export async function dlqRows(db: Kysely<Database>, deliveryId: string) {
   return rows;
 }
 
-/** The delivery's jobs in graphile-worker (waiting, running or failed). */
+/**
+ * The delivery's jobs in graphile-worker (waiting, running or failed); `payload` is the job's
+ * entry for this delivery (`{id, attempt}`), `deliveries` how many the job names.
+ */
 export async function jobsOf(db: Kysely<Database>, deliveryId: string) {
   // The public `jobs` view leaves out the payload; the private table has it.
   const { rows } = await sql<{
     id: string;
-    payload: { attempt: number };
+    payload: { id: string; attempt: number };
+    deliveries: number;
     run_at: Date;
     key: string | null;
     locked_at: Date | null;
   }>`
-    select j.id, j.payload, j.run_at, j.key, j.locked_at
+    select j.id, e.entry as payload, json_array_length(j.payload->'deliveries') as deliveries,
+           j.run_at, j.key, j.locked_at
       from graphile_worker._private_jobs j
-     where j.payload->>'delivery_id' = ${deliveryId}
+      cross join lateral json_array_elements(j.payload->'deliveries') as e(entry)
+     where e.entry->>'id' = ${deliveryId}
      order by j.id
   `.execute(db);
   return rows;

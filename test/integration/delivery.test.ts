@@ -9,7 +9,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../../src/db/database.js';
 import { resumePausedDeliveries } from '../../src/delivery/delivery-repository.js';
-import { deliverWebhook } from '../../src/delivery/deliver-webhook.js';
+import { createDeliveryEngine } from '../../src/delivery/deliver-batch.js';
 import { USER_AGENT } from '../../src/delivery/delivery-request.js';
 import { createHttpClient } from '../../src/delivery/http-client.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -270,13 +270,13 @@ describe('graceful stop', () => {
       const r = await receiver({ behaviour: { kind: 'status', status: 200, delayMs: 700 } });
       const queued = await queueDelivery(other.service.database.db, { url: r.url });
       await waitFor(() => (r.inFlight() > 0 ? true : undefined), 10_000, 'the request to arrive');
-      // The running job is locked in a name this process's worker reports (for heartbeats).
-      const [running] = await sql<{ locked_by: string | null }>`
-        select locked_by from graphile_worker._private_jobs where payload->>'delivery_id' = ${queued.deliveryId}
+      // The request in flight holds a lease in a name this process's worker reports (for heartbeats).
+      const [lease] = await sql<{ worker_id: string }>`
+        select worker_id from delivery_leases where delivery_id = ${queued.deliveryId}
       `
         .execute(other.service.database.db)
         .then((result) => result.rows);
-      expect(other.service.worker!.lockOwnerIds()).toContain(running!.locked_by);
+      expect(other.service.worker!.lockOwnerIds()).toContain(lease!.worker_id);
       await other.service.stop();
       const handle = createDatabase(other.database.url, { max: 1 });
       try {
@@ -292,7 +292,7 @@ describe('graceful stop', () => {
     }
   });
 
-  it('hands a request still running at the stop deadline back to the queue, to be reclaimed later', async () => {
+  it('records a request still running at the stop deadline as interrupted, and queues its next attempt at once', async () => {
     const other = await startTestService({
       RETRY_SCHEDULE: '600',
       NUM_WORKERS: '2',
@@ -307,31 +307,44 @@ describe('graceful stop', () => {
       console.log(`stop with a held request took ${Date.now() - stopping} ms (deadline 300 ms)`);
       const handle = createDatabase(other.database.url, { max: 2 });
       try {
-        // Claimed, not finished: no attempt recorded, the job back in the queue, unlocked.
+        // The receiver saw the request, so the attempt log shows it; the next one is due now.
         expect(await deliveryRow(handle.db, queued.deliveryId)).toMatchObject({
-          status: 'pending',
+          status: 'failed',
           attempt_count: 1,
+          last_error: 'interrupted by shutdown',
         });
-        expect(await attemptRows(handle.db, queued.deliveryId)).toEqual([]);
+        const [interrupted, ...rest] = await attemptRows(handle.db, queued.deliveryId);
+        expect(rest).toEqual([]);
+        expect(interrupted).toMatchObject({ attempt_number: 1, status_code: null, error: 'interrupted by shutdown' });
+        expect(interrupted!.duration_ms).toBeGreaterThanOrEqual(250);
+        expect(await sql`select * from delivery_leases`.execute(handle.db).then((q) => q.rows)).toEqual([]);
         const jobs = await jobsOf(handle.db, queued.deliveryId);
         expect(jobs).toHaveLength(1);
-        expect(jobs[0]).toMatchObject({ payload: { attempt: 1 }, locked_at: null });
-        // The next run of that job reclaims the same attempt.
+        expect(jobs[0]).toMatchObject({ payload: { attempt: 2 }, locked_at: null });
+        expect(jobs[0]!.run_at.getTime()).toBeLessThanOrEqual(Date.now());
+        // The next run of that job makes attempt 2.
         r.respond({ kind: 'status', status: 200 });
         const client = createHttpClient({ allowlist: [ipaddr.parseCIDR('127.0.0.1/32')] });
         try {
-          const outcome = await deliverWebhook(
-            {
-              config: { retryScheduleSeconds: [600], deliveryTimeoutMs: 5000 },
-              leaseOwner: 'test-worker',
-              db: handle.db,
-              logger: createLogger('error'),
-              metrics: createMetrics({ defaultMetrics: false }),
-              httpClient: client,
-            },
-            jobs[0]!.payload,
-          );
-          expect(outcome).toBe('succeeded');
+          const engine = createDeliveryEngine({
+            config: { retryScheduleSeconds: [600], deliveryTimeoutMs: 5000, maxInFlight: 10 },
+            leaseOwner: 'test-worker',
+            db: handle.db,
+            logger: createLogger('error'),
+            metrics: createMetrics({ defaultMetrics: false }),
+            httpClient: client,
+          });
+          const [job] = await sql<{ payload: unknown }>`
+            select payload from graphile_worker._private_jobs where id = ${jobs[0]!.id}
+          `
+            .execute(handle.db)
+            .then((q) => q.rows);
+          expect(await engine.deliverBatch(job!.payload)).toEqual({ sent: 1, deferred: 0, skipped: 0 });
+          await engine.idle();
+          expect(await deliveryRow(handle.db, queued.deliveryId)).toMatchObject({
+            status: 'succeeded',
+            attempt_count: 2,
+          });
         } finally {
           client.close();
         }

@@ -7,6 +7,7 @@ import {
   webhookViewSchema,
   webhookWithSecretSchema,
 } from '../../src/webhooks/webhook-schemas.js';
+import { jobsOf } from '../helpers/fixtures.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -328,9 +329,7 @@ describe('GET, PATCH, DELETE /webhooks/:id', () => {
     await svc.call('PATCH', `/webhooks/${created.id}`, { token: acme, body: { enabled: false } });
     // What the delivery side does when it meets a disabled webhook: the delivery waits, its job is done.
     await sql`update deliveries set status = 'paused' where id = ${deliveryId}`.execute(db());
-    await sql`delete from graphile_worker._private_jobs where key = ${`delivery:${deliveryId}`}`.execute(
-      db(),
-    );
+    await sql`delete from graphile_worker._private_jobs`.execute(db());
 
     const on = await svc.call('PATCH', `/webhooks/${created.id}`, { token: acme, body: { enabled: true } });
     expect(on.status).toBe(200);
@@ -340,14 +339,8 @@ describe('GET, PATCH, DELETE /webhooks/:id', () => {
       .where('id', '=', deliveryId)
       .executeTakeFirst();
     expect(delivery?.status).toBe('pending');
-    const jobs = await sql<{
-      payload: any;
-    }>`select payload from graphile_worker._private_jobs where key = ${`delivery:${deliveryId}`}`.execute(
-      db(),
-    );
-    expect(jobs.rows.map((j) => j.payload)).toEqual([
-      expect.objectContaining({ delivery_id: deliveryId, attempt: 1 }),
-    ]);
+    const jobs = await jobsOf(db(), deliveryId);
+    expect(jobs.map((j) => j.payload)).toEqual([expect.objectContaining({ id: deliveryId, attempt: 1 })]);
     expect((await auditRows(created.id)).at(-1)?.details).toMatchObject({ resumed_deliveries: 1 });
   });
 

@@ -1,0 +1,59 @@
+-- Batched delivery. A graphile-worker job now names a batch of one tenant's deliveries
+-- (payload {"tenant_id", "deliveries": [{"id", "attempt"}, ...]}), and a delivery_leases row is
+-- what marks a delivery as in flight: its holder sends it and records the attempt, which deletes
+-- the row. A lease held by someone else is never taken over; a dead worker's leases are deleted,
+-- and their deliveries queued again, by the stale-worker sweep.
+--
+-- take_delivery_leases: leases for the deliveries given, each tenant up to its
+-- max_concurrent_deliveries (default 50), in the order given; tenants are locked in id order so
+-- two batches cannot deadlock. One row per delivery that is leased now: taken = true when this
+-- call took it, false when someone already held it. A delivery missing from the answer was
+-- refused by its tenant's cap.
+create function take_delivery_leases(p_worker_id text, p_delivery_ids uuid[], p_tenant_ids text[])
+returns table (delivery_id uuid, taken boolean)
+language plpgsql
+-- delivery_leases churns: read it by index only (see migration 006).
+set enable_seqscan = off
+set enable_bitmapscan = off
+as $$
+#variable_conflict use_column
+declare
+  v_tenant text;
+  v_limit integer;
+  v_in_flight integer;
+  v_ids uuid[];
+begin
+  for v_tenant in select distinct t from unnest(p_tenant_ids) t order by 1 loop
+    perform pg_advisory_xact_lock(hashtext('delivery_leases'), hashtext(v_tenant));
+    select array_agg(d order by o) into v_ids
+      from unnest(p_delivery_ids, p_tenant_ids) with ordinality as r(d, t, o)
+     where t = v_tenant;
+    return query
+      select l.delivery_id, false from delivery_leases l where l.delivery_id = any (v_ids);
+    select max_concurrent_deliveries into v_limit from quotas where tenant_id = v_tenant;
+    select count(*) into v_in_flight from delivery_leases where tenant_id = v_tenant;
+    return query
+      insert into delivery_leases (delivery_id, tenant_id, worker_id)
+      select d, v_tenant, p_worker_id
+        from unnest(v_ids) with ordinality as r(d, o)
+       where not exists (select 1 from delivery_leases l where l.delivery_id = r.d)
+       order by o
+       limit greatest(0, coalesce(v_limit, 50) - v_in_flight)
+      on conflict do nothing
+      returning delivery_leases.delivery_id, true;
+  end loop;
+end;
+$$;
+comment on function take_delivery_leases(text, uuid[], text[]) is
+  'Leases for a batch of deliveries about to be sent, each tenant up to its max_concurrent_deliveries; taken = false for one someone else already holds.';
+
+-- The earlier forms answer the leases taken, by the same rule.
+create or replace function acquire_delivery_leases(p_worker_id text, p_delivery_ids uuid[], p_tenant_ids text[])
+returns setof uuid
+language sql
+as $$
+  select delivery_id from take_delivery_leases(p_worker_id, p_delivery_ids, p_tenant_ids) where taken;
+$$;
+alter function acquire_delivery_leases(text, uuid[], text[]) reset all;
+comment on function acquire_delivery_leases(text, uuid[], text[]) is
+  'Leases for a batch of deliveries; returns those this call took (see take_delivery_leases).';

@@ -1,0 +1,347 @@
+/**
+ * The delivery path, one straight line:
+ *
+ *   load batch → admit → send → decide → record → report
+ *
+ * A `deliver` job names one tenant's deliveries. `deliverBatch` waits for room under
+ * MAX_IN_FLIGHT, then loads the batch in one statement that also admits it (a lease per
+ * delivery, up to the tenant's max_concurrent_deliveries across processes; the rest are queued
+ * again shortly and the tenant is held off here meanwhile). The job is done then: the leased
+ * deliveries are in flight, each on its own deadline, and each is recorded as soon as its answer
+ * comes, many ends in one statement (`recordAttempts`, group-committed across jobs). Requests in
+ * flight are therefore not worker slots: a slow endpoint holds its leases, not a job.
+ *
+ * Should the process die with requests in flight, their leases name it; the stale-worker sweep
+ * deletes them and queues the deliveries again (worker-heartbeat). Nothing is lost, and an
+ * attempt is recorded once however often it is made (`recordAttempts` checks attempt_count).
+ */
+import { createGroupCommitter, type GroupCommitter } from '../db/group-commit.js';
+import type { Db } from '../db/database.js';
+import type { Config } from '../config.js';
+import { insertDeadLetter } from '../dlq/dlq-repository.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { inSpanFromTraceparent } from '../observability/trace-context.js';
+import { decide, type AttemptOutcome } from './decide.js';
+import { buildDeliveryRequest } from './delivery-request.js';
+import {
+  disableGoneWebhook,
+  loadBatch,
+  recordAttempts,
+  releaseLeases,
+  type AttemptEnd,
+  type LoadedDelivery,
+} from './delivery-repository.js';
+import { parseDeliverPayload } from './enqueue.js';
+import type { AttemptResult, HttpClient } from './http-client.js';
+
+export interface DeliveryEngineDeps {
+  config: Pick<Readonly<Config>, 'retryScheduleSeconds' | 'deliveryTimeoutMs' | 'maxInFlight'>;
+  db: Db;
+  logger: Logger;
+  metrics: Metrics;
+  httpClient: HttpClient;
+  /** Who holds this process's delivery leases (a heartbeat-registered id, see worker-heartbeat). */
+  leaseOwner: string;
+  /** Told when a job becomes due soon, so the worker can wake up for it before its next poll. */
+  onJobDue?: (runAt: Date) => void;
+}
+
+/** What a job did; for tests and the job's span. */
+export interface BatchOutcome {
+  /** Deliveries sent (their ends are recorded as they come). */
+  sent: number;
+  /** Over the tenant's concurrency cap: queued again. */
+  deferred: number;
+  /** Not due at the attempt named, paused, or in flight elsewhere: nothing to do here. */
+  skipped: number;
+}
+
+export interface DeliveryEngine {
+  /** The `deliver` task: admits and sends one job's batch; resolves once its requests are under way. */
+  deliverBatch(payload: unknown): Promise<BatchOutcome>;
+  /** Tenants whose jobs this process should leave in the queue for now (at their concurrency cap). */
+  heldOffTenants(): string[];
+  /** Requests in flight or being recorded. */
+  inFlight(): number;
+  /** Resolves when nothing is in flight. */
+  idle(): Promise<void>;
+  /**
+   * Graceful stop: waits up to `graceMs` for requests in flight to end and be recorded, then cuts
+   * the rest short (recorded as interrupted, their next attempt due at once).
+   */
+  stop(graceMs: number): Promise<void>;
+}
+
+/** Most attempt ends written by one statement. */
+const MAX_RECORD_BATCH = 500;
+/** Back-off while an attempt's end cannot be recorded (the database is away). */
+const RECORD_RETRY_MIN_MS = 200;
+const RECORD_RETRY_MAX_MS = 5000;
+
+export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
+  const { db, logger, metrics, leaseOwner } = deps;
+  const idleWaiters: (() => void)[] = [];
+  const room = createRoom(deps.config.maxInFlight, () => {
+    for (const wake of idleWaiters.splice(0)) wake();
+  });
+  const idle = () =>
+    room.used() === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve));
+  const stopController = new AbortController();
+  let stopped = false;
+  /** Tenant → until when its jobs are left in the queue here. */
+  const heldOff = new Map<string, number>();
+
+  const recorder: GroupCommitter<AttemptEnd, boolean> = createGroupCommitter({
+    maxBatchSize: MAX_RECORD_BATCH,
+    maxWaitMs: 0,
+    maxConcurrentBatches: 2,
+    async commitBatch(ends) {
+      const recorded = await record(ends);
+      return ends.map((end) => ({ status: 'fulfilled', value: recorded.has(end.delivery.id) }));
+    },
+    commitOne: async (end) => (await record([end])).has(end.delivery.id),
+  });
+
+  /** One statement for the common ends; dead letters and 410s commit with it in a transaction. */
+  async function record(ends: AttemptEnd[]): Promise<Set<string>> {
+    if (!ends.some((end) => end.state.status === 'dead' || end.state.status === 'paused')) {
+      return recordAttempts(db, ends, leaseOwner);
+    }
+    let dlqFull = 0;
+    const recorded = await db.transaction().execute(async (trx) => {
+      const written = await recordAttempts(trx, ends, leaseOwner);
+      for (const { delivery, attempt, state } of ends) {
+        if (!written.has(delivery.id)) continue;
+        if (state.status === 'paused') {
+          await disableGoneWebhook(trx, delivery.webhook_id, delivery.tenant_id, delivery.id);
+        } else if (state.status === 'dead') {
+          const outcome = await insertDeadLetter(trx, {
+            deliveryId: delivery.id,
+            tenantId: delivery.tenant_id,
+            webhookId: delivery.webhook_id,
+            eventId: delivery.event_id,
+            lastError: attempt.error ?? 'unknown error',
+            attempts: attempt.attemptNumber,
+          });
+          if (outcome.dlqFull) dlqFull++;
+        }
+      }
+      return written;
+    });
+    // Recorded all the same; the webhook is paused so that no more of its deliveries die.
+    if (dlqFull > 0) metrics.dlqFull.inc(dlqFull);
+    return recorded;
+  }
+
+  /** Records an end, trying again while the database is away; false if it was not ours to record. */
+  async function recordEnd(end: AttemptEnd): Promise<boolean | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await recorder.submit(end);
+      } catch (err) {
+        if (stopped) {
+          // The lease stays: the stale-worker sweep queues the delivery again.
+          logger.error('attempt end not recorded: stopping', {
+            ...logFields(end.delivery, end.attempt.attemptNumber),
+            err: errorText(err),
+          });
+          return undefined;
+        }
+        const delayMs = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_MIN_MS * 2 ** attempt);
+        logger.warn('attempt end not recorded yet; trying again', {
+          ...logFields(end.delivery, end.attempt.attemptNumber),
+          err: errorText(err),
+          retry_in_ms: delayMs,
+        });
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  }
+
+  /** send → decide → record → report, for one leased delivery. */
+  async function deliverOne(delivery: LoadedDelivery): Promise<void> {
+    const attributes = {
+      'hookrelay.delivery_id': delivery.id,
+      'hookrelay.attempt': delivery.attempt,
+    };
+    await inSpanFromTraceparent('deliver webhook', delivery.traceparent ?? undefined, attributes, async (span) => {
+      const result = await send(delivery);
+      const now = new Date();
+      const { state, outcome } = decide(result, delivery.attempt, deps.config.retryScheduleSeconds, now);
+      const end: AttemptEnd = {
+        delivery,
+        attempt: {
+          attemptNumber: delivery.attempt,
+          statusCode: result.statusCode,
+          error: result.error,
+          durationMs: result.durationMs,
+          responseBody: result.responseBody,
+          responseHeaders: result.responseHeaders,
+        },
+        state,
+        ...healthChange(delivery, outcome),
+      };
+      const recorded = await recordEnd(end);
+      heldOff.delete(delivery.tenant_id);
+      span.setAttribute('hookrelay.outcome', recorded === false ? 'superseded' : outcome);
+      if (recorded === false) {
+        logger.warn('delivery attempt already recorded by another run; result dropped', {
+          ...logFields(delivery, delivery.attempt),
+          status_code: result.statusCode,
+          error: result.error,
+        });
+        return;
+      }
+      report(delivery, result, outcome, now);
+      if (state.status === 'failed') deps.onJobDue?.(state.nextAttemptAt);
+    });
+  }
+
+  function send(delivery: LoadedDelivery): Promise<AttemptResult> {
+    const request = buildDeliveryRequest({
+      deliveryId: delivery.id,
+      webhook: delivery,
+      event: { type: delivery.event_type, payload: delivery.payload, created_at: delivery.event_created_at },
+      now: new Date(),
+    });
+    const timeoutMs = delivery.timeout_ms ?? deps.config.deliveryTimeoutMs;
+    return deps.httpClient.send(request, { timeoutMs, signal: stopController.signal });
+  }
+
+  function report(delivery: LoadedDelivery, result: AttemptResult, outcome: AttemptOutcome, now: Date): void {
+    const metricOutcome = outcome === 'succeeded' ? 'success' : outcome === 'dead' ? 'dead' : 'failure';
+    metrics.deliveries.inc({ outcome: metricOutcome });
+    if (!result.permanent) metrics.deliveryDuration.observe({ outcome: metricOutcome }, result.durationMs / 1000);
+    if (outcome === 'succeeded') {
+      metrics.eventToDelivery.observe(Math.max(0, now.getTime() - delivery.event_created_at.getTime()) / 1000);
+    }
+    if (outcome === 'retry_scheduled') metrics.retries.inc({ attempt: String(delivery.attempt) });
+    const fields = {
+      ...logFields(delivery, delivery.attempt),
+      outcome,
+      status_code: result.statusCode,
+      error: result.error,
+      duration_ms: result.durationMs,
+    };
+    if (outcome === 'dead' || outcome === 'gone') logger.warn('delivery attempt', fields);
+    else logger.info('delivery attempt', fields);
+  }
+
+  return {
+    async deliverBatch(payload) {
+      const job = parseDeliverPayload(payload);
+      if (!job) {
+        logger.error('deliver job with an invalid payload ignored', { payload_type: typeof payload });
+        return { sent: 0, deferred: 0, skipped: 0 };
+      }
+      const wanted = job.deliveries.length;
+      await room.take(wanted);
+      let leased: LoadedDelivery[] = [];
+      let deferred = 0;
+      try {
+        const batch = await loadBatch(db, job.deliveries, leaseOwner);
+        leased = batch.leased;
+        deferred = batch.deferred;
+        if (batch.deferredUntil) {
+          // Its other jobs would be deferred too: this process leaves them until then, or until
+          // one of the tenant's deliveries here ends.
+          heldOff.set(job.tenant_id, batch.deferredUntil.getTime());
+          deps.onJobDue?.(batch.deferredUntil);
+          metrics.rateLimited.inc({ limit: 'concurrent_deliveries' }, deferred);
+        }
+      } finally {
+        room.release(wanted - leased.length);
+      }
+      if (stopped && leased.length > 0) {
+        // Loaded while the stop began: not sent, given back.
+        await releaseLeases(db, leased, leaseOwner).finally(() => room.release(leased.length));
+        return { sent: 0, deferred, skipped: wanted - deferred };
+      }
+      for (const delivery of leased) {
+        deliverOne(delivery)
+          .catch((err: unknown) =>
+            logger.error('delivery failed unexpectedly', { ...logFields(delivery, delivery.attempt), err: errorText(err) }),
+          )
+          .finally(() => room.release(1));
+      }
+      return { sent: leased.length, deferred, skipped: wanted - leased.length - deferred };
+    },
+
+    heldOffTenants() {
+      if (heldOff.size === 0) return [];
+      const now = Date.now();
+      for (const [tenant, until] of heldOff) if (until <= now) heldOff.delete(tenant);
+      return [...heldOff.keys()];
+    },
+
+    inFlight: () => room.used(),
+
+    idle,
+
+    async stop(graceMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      });
+      await Promise.race([idle(), graceOver]);
+      clearTimeout(timer);
+      if (room.used() > 0) {
+        logger.info('stopping: cutting requests in flight short', { in_flight: room.used() });
+        stopController.abort();
+      }
+      // Ends of cut-short requests are recorded; give that a moment, then stop retrying.
+      await Promise.race([idle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      stopped = true;
+    },
+  };
+}
+
+/** The webhook's health after this attempt, when it changes (`failing_since` as loaded). */
+function healthChange(delivery: LoadedDelivery, outcome: AttemptOutcome): Pick<AttemptEnd, 'health'> {
+  if (outcome === 'succeeded') return delivery.failing_since !== null ? { health: 'healthy' } : {};
+  // 410 Gone: disabling the webhook sets failing_since itself.
+  if (outcome === 'gone') return {};
+  return delivery.failing_since === null ? { health: 'failing' } : {};
+}
+
+/**
+ * MAX_IN_FLIGHT: requests a process keeps open at once, over all its jobs. A job takes room for
+ * its whole batch before loading it (a batch larger than the limit waits for an empty process),
+ * and gives back what it did not lease.
+ */
+function createRoom(
+  max: number,
+  onIdle: () => void,
+): { take(n: number): Promise<void>; release(n: number): void; used(): number } {
+  let used = 0;
+  const waiting: { n: number; resolve(): void }[] = [];
+  const fits = (n: number) => used === 0 || used + n <= max;
+  return {
+    take(n) {
+      if (waiting.length === 0 && fits(n)) {
+        used += n;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => waiting.push({ n, resolve }));
+    },
+    release(n) {
+      used -= n;
+      while (waiting.length > 0 && fits(waiting[0]!.n)) {
+        const next = waiting.shift()!;
+        used += next.n;
+        next.resolve();
+      }
+      if (used === 0) onIdle();
+    },
+    used: () => used,
+  };
+}
+
+function logFields(delivery: Pick<LoadedDelivery, 'id' | 'webhook_id' | 'tenant_id'>, attempt: number) {
+  return { delivery_id: delivery.id, webhook_id: delivery.webhook_id, tenant_id: delivery.tenant_id, attempt };
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
