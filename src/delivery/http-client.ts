@@ -1,17 +1,17 @@
 /**
- * The outbound HTTP client: one POST per attempt, through our own keep-alive agents (one
- * connection pool per host:port) whose `lookup` is the SSRF guard. One deadline covers connect,
- * headers and body, so a receiver that drips bytes cannot stretch it. Redirects are never
- * followed. At most `RESPONSE_BODY_CAP` bytes of the answer are read; then the connection is
- * dropped, so a huge or endless body costs no more than that.
+ * The outbound HTTP client: one POST per attempt through one undici `Agent` (a keep-alive pool
+ * per origin) whose `lookup` is the SSRF guard, so the address checked is the address connected
+ * to. One deadline covers connect, headers and body, so a receiver that drips bytes cannot
+ * stretch it. Redirects are never followed. At most `RESPONSE_BODY_CAP` bytes of the answer are
+ * read; then the connection is dropped, so a huge or endless body costs no more than that.
  *
  * Every outcome becomes an `AttemptResult` with a short error in words; nothing here throws for
  * a receiver's misbehaviour.
  */
+import { EventEmitter } from 'node:events';
 import http from 'node:http';
-import https from 'node:https';
 import { performance } from 'node:perf_hooks';
-import fetch from 'node-fetch';
+import { Agent, type Dispatcher } from 'undici';
 import type { Cidr } from './address-policy.js';
 import type { DeliveryRequest } from './delivery-request.js';
 import { checkLiteralDestination, createGuardedLookup } from './ssrf-guard.js';
@@ -21,6 +21,18 @@ export const RESPONSE_BODY_CAP = 4096;
 
 /** Response headers worth keeping with an attempt. */
 const KEPT_HEADERS = ['content-type', 'content-length', 'retry-after', 'location'] as const;
+
+/**
+ * Idle pooled sockets are closed after this, before the common 5 s server keep-alive timeout, so
+ * we rarely write to a socket the server is closing. A server's own shorter `Keep-Alive: timeout`
+ * still wins.
+ */
+const KEEP_ALIVE_MS = 4000;
+
+/** Longer than any attempt's deadline (at most 30 s): undici's own timers must never be the ones that fire. */
+const UNDICI_TIMEOUT_MS = 60_000;
+
+const utf8 = new TextDecoder('utf-8');
 
 export interface AttemptResult {
   /** A 2xx whose answer arrived in time. */
@@ -57,24 +69,39 @@ export interface HttpClientOptions {
   allowlist: readonly Cidr[];
   /** Called once per refused destination, with `literal` (IP in the URL) or `connect` (resolved name). */
   onBlocked?: (stage: 'literal' | 'connect', reason: string) => void;
-  /** Most sockets per host:port; more requests to one host wait in the agent (inside their deadline). */
-  maxSocketsPerHost?: number;
+  /** Most connections per origin; more requests to one origin wait in its pool (inside their deadline). */
+  connectionsPerOrigin?: number;
 }
 
 export function createHttpClient(options: HttpClientOptions): HttpClient {
+  /**
+   * Attempts in flight per outer signal. Many attempts share one stop signal; one listener each
+   * would make every removal a walk of the others, and Node warns past 10 listeners.
+   */
+  const stopWatchers = new WeakMap<AbortSignal, Set<() => void>>();
+  function watchStop(signal: AbortSignal, onStop: () => void): () => void {
+    const watchers = stopWatchers.get(signal) ?? startWatching(signal);
+    watchers.add(onStop);
+    return () => watchers.delete(onStop);
+  }
+  function startWatching(signal: AbortSignal): Set<() => void> {
+    const watchers = new Set<() => void>();
+    signal.addEventListener('abort', () => watchers.forEach((stop) => stop()), { once: true });
+    stopWatchers.set(signal, watchers);
+    return watchers;
+  }
+
   const lookup = createGuardedLookup(options.allowlist, (reason) => options.onBlocked?.('connect', reason));
-  const agentOptions = {
-    keepAlive: true,
-    maxSockets: options.maxSocketsPerHost ?? 100,
-    maxFreeSockets: 32,
-    scheduling: 'lifo' as const,
-    // Idle pooled sockets are closed before the common 5 s server keep-alive timeout, so we
-    // rarely write to a socket the server is closing.
-    timeout: 4000,
-    lookup,
-  };
-  const httpAgent = new http.Agent(agentOptions as http.AgentOptions);
-  const httpsAgent = new https.Agent({ ...agentOptions, minVersion: 'TLSv1.2' } as https.AgentOptions);
+  const agent = new Agent({
+    connections: options.connectionsPerOrigin ?? 512,
+    pipelining: 1,
+    keepAliveTimeout: KEEP_ALIVE_MS,
+    keepAliveMaxTimeout: KEEP_ALIVE_MS,
+    headersTimeout: UNDICI_TIMEOUT_MS,
+    bodyTimeout: UNDICI_TIMEOUT_MS,
+    // Passed through to net.connect / tls.connect by undici's connector.
+    connect: { lookup, timeout: 30_000, minVersion: 'TLSv1.2' },
+  });
 
   async function send(request: DeliveryRequest, sendOptions: SendOptions): Promise<AttemptResult> {
     const started = performance.now();
@@ -100,37 +127,29 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       });
     }
 
-    const controller = new AbortController();
-    let timedOut = false;
-    let interrupted = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, sendOptions.timeoutMs);
-    const onOuterAbort = () => {
-      interrupted = true;
-      controller.abort();
-    };
-    sendOptions.signal?.addEventListener('abort', onOuterAbort, { once: true });
-    if (sendOptions.signal?.aborted) onOuterAbort();
+    const outer = sendOptions.signal;
+    if (outer?.aborted) {
+      return attemptResult({ error: 'interrupted by shutdown', interrupted: true, durationMs: elapsed() });
+    }
 
     let statusCode: number | null = null;
     let responseHeaders: Record<string, string> | null = null;
-    try {
-      const response = await fetch(url, {
+    // undici takes an EventEmitter as `signal`: per attempt it costs a fraction of an
+    // AbortController with a listener on its AbortSignal.
+    const abort = new EventEmitter();
+
+    const exchange = async (): Promise<AttemptResult> => {
+      const response = await agent.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
         method: 'POST',
         headers: request.headers,
         body: request.body,
-        redirect: 'manual',
-        compress: false,
-        agent: (parsed: URL) => (parsed.protocol === 'https:' ? httpsAgent : httpAgent),
-        signal: controller.signal,
+        signal: abort,
       });
-      statusCode = response.status;
+      statusCode = response.statusCode;
       responseHeaders = keptHeaders(response.headers);
-      // node-fetch emits 'error' on the body if the deadline fires later; never let that go unheard.
-      response.body?.on('error', () => undefined);
-      const body = response.body ? await readCapped(response.body, RESPONSE_BODY_CAP) : '';
+      const responseBody = await readCapped(response.body, RESPONSE_BODY_CAP);
       const durationMs = elapsed();
       if (statusCode >= 200 && statusCode < 300) {
         return attemptResult({
@@ -138,29 +157,23 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
           error: null,
           statusCode,
           durationMs,
-          responseBody: body,
+          responseBody,
           responseHeaders,
         });
       }
       return attemptResult({
-        error: describeStatus(statusCode, response.statusText, response.headers.get('location')),
+        error: describeStatus(statusCode, response.statusText, responseHeaders?.location),
         statusCode,
         durationMs,
-        responseBody: body,
+        responseBody,
         responseHeaders,
       });
-    } catch (err) {
+    };
+
+    const failure = (err: unknown): AttemptResult => {
       const durationMs = elapsed();
-      if (interrupted) {
+      if (isClientClosed(err)) {
         return attemptResult({ error: 'interrupted by shutdown', interrupted: true, statusCode, durationMs });
-      }
-      if (timedOut) {
-        return attemptResult({
-          error: `timeout after ${sendOptions.timeoutMs} ms`,
-          statusCode,
-          durationMs,
-          responseHeaders,
-        });
       }
       const described = describeError(err, url.hostname);
       return attemptResult({
@@ -170,17 +183,53 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         durationMs,
         responseHeaders,
       });
-    } finally {
-      clearTimeout(timer);
-      sendOptions.signal?.removeEventListener('abort', onOuterAbort);
-    }
+    };
+
+    // The deadline and a stop settle the attempt themselves rather than wait for undici to act on
+    // the abort: a request still queued for a connection (pool full, connect under way) hears it
+    // only once it reaches a socket.
+    return new Promise<AttemptResult>((resolve) => {
+      let settled = false;
+      let stopWatching: (() => void) | undefined;
+      const timer = setTimeout(() => {
+        abort.emit('abort');
+        settle(
+          attemptResult({
+            error: `timeout after ${sendOptions.timeoutMs} ms`,
+            statusCode,
+            durationMs: elapsed(),
+            responseHeaders,
+          }),
+        );
+      }, sendOptions.timeoutMs);
+      function settle(result: AttemptResult): void {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        stopWatching?.();
+        resolve(result);
+      }
+      if (outer) {
+        stopWatching = watchStop(outer, () => {
+          abort.emit('abort');
+          settle(
+            attemptResult({
+              error: 'interrupted by shutdown',
+              interrupted: true,
+              statusCode,
+              durationMs: elapsed(),
+            }),
+          );
+        });
+      }
+      exchange().then(settle, (err: unknown) => settle(failure(err)));
+    });
   }
 
   return {
     send,
     close() {
-      httpAgent.destroy();
-      httpsAgent.destroy();
+      agent.destroy().catch(() => undefined);
     },
   };
 }
@@ -200,37 +249,56 @@ function attemptResult(
   };
 }
 
-/** Reads at most `cap` bytes, then destroys the stream (and with it the connection). */
-async function readCapped(body: NodeJS.ReadableStream, cap: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of body as AsyncIterable<Buffer | string>) {
-    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    chunks.push(buffer);
-    total += buffer.length;
-    // Leaving the loop early destroys the stream: the rest is never read.
-    if (total >= cap) break;
-  }
-  const bytes = Buffer.concat(chunks, total).subarray(0, cap);
-  // PostgreSQL text cannot hold NUL; a cut multi-byte character becomes U+FFFD.
-  return new TextDecoder('utf-8').decode(bytes).replaceAll('\u0000', '');
+/**
+ * Reads at most `cap` bytes. A body that ends within the cap is read to its end, so the socket
+ * goes back to the pool; a longer one is destroyed, which drops the connection.
+ */
+function readCapped(body: Dispatcher.ResponseData['body'], cap: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const finish = () => {
+      const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+      // PostgreSQL text cannot hold NUL; a cut multi-byte character becomes U+FFFD.
+      resolve(utf8.decode(bytes.subarray(0, cap)).replaceAll('\u0000', ''));
+    };
+    body.on('data', (chunk: Buffer) => {
+      if (total > cap) return;
+      chunks.push(chunk);
+      total += chunk.length;
+      if (total > cap) {
+        // Destroying before the end emits an abort error; the `error` listener below hears it.
+        body.destroy();
+        finish();
+      }
+    });
+    body.once('end', finish);
+    body.once('error', reject);
+  });
 }
 
-function keptHeaders(headers: { get(name: string): string | null }): Record<string, string> | null {
-  const kept: Record<string, string> = {};
+function keptHeaders(headers: Dispatcher.ResponseData['headers']): Record<string, string> | null {
+  let kept: Record<string, string> | null = null;
   for (const name of KEPT_HEADERS) {
-    const value = headers.get(name);
-    if (value !== null) kept[name] = value.slice(0, 500);
+    const raw = headers[name];
+    const value = Array.isArray(raw) ? raw[0] : raw;
+    if (value !== undefined) (kept ??= {})[name] = value.slice(0, 500);
   }
-  return Object.keys(kept).length > 0 ? kept : null;
+  return kept;
 }
 
-function describeStatus(status: number, statusText: string, location: string | null): string {
+function describeStatus(status: number, statusText: string, location: string | undefined): string {
   if (status >= 300 && status < 400 && location) {
     return `redirect (HTTP ${status}) to ${location.slice(0, 300)} not followed`;
   }
   const reason = http.STATUS_CODES[status] ?? (statusText.trim().slice(0, 100) || 'Unknown Status');
   return `HTTP ${status}: ${reason}`;
+}
+
+/** The agent was closed under the request: the process is stopping. */
+function isClientClosed(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_CLOSED';
 }
 
 /** The words for a failure below HTTP: refused, reset, DNS, TLS, blocked. */
@@ -247,7 +315,6 @@ export function describeError(err: unknown, host: string): { error: string; bloc
       return { error: 'connection refused' };
     case 'ECONNRESET':
     case 'EPIPE':
-    case 'ERR_STREAM_PREMATURE_CLOSE':
     case 'UND_ERR_SOCKET':
       return { error: 'connection reset' };
     case 'ENOTFOUND':
@@ -257,21 +324,42 @@ export function describeError(err: unknown, host: string): { error: string; bloc
     case 'EAI_NONAME':
       return { error: `DNS lookup failed for ${host}` };
     case 'ETIMEDOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
       return { error: 'connection timed out' };
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return { error: 'response timed out' };
     case 'EHOSTUNREACH':
       return { error: 'host unreachable' };
     case 'ENETUNREACH':
       return { error: 'network unreachable' };
-    case 'HPE_INVALID_CONSTANT':
-    case 'HPE_INVALID_STATUS':
-    case 'HPE_INVALID_HEADER_TOKEN':
-    case 'HPE_HEADER_OVERFLOW':
+    case 'UND_ERR_HEADERS_OVERFLOW':
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
       return { error: `invalid HTTP response: ${reason}` };
+    case 'UND_ERR_INVALID_ARG':
+      // undici raises this only for what we send (a header, the path), never for an answer.
+      return { error: `invalid request: ${reason}` };
   }
-  if (code && /CERT|SSL|TLS|EPROTO|UNABLE_TO_|SELF_SIGNED/i.test(code))
-    return { error: `TLS error: ${reason}` };
-  if (reason === 'Premature close') return { error: 'connection reset' };
+  if (code?.startsWith('HPE_')) return { error: `invalid HTTP response: ${parserReason(reason, code)}` };
+  if (code && /CERT|SSL|TLS|EPROTO|UNABLE_TO_|SELF_SIGNED/i.test(code)) {
+    // OpenSSL's own errors carry a message like `80ACA9E3…:error:0A00010B:SSL routines:…:wrong
+    // version number:…/ssl3_record.c:350:`, and the readable part in `reason`.
+    const openSslReason = (err as { reason?: unknown }).reason;
+    return { error: `TLS error: ${typeof openSslReason === 'string' ? openSslReason : reason}` };
+  }
+  if (reason === 'other side closed') return { error: 'connection reset' };
+  if (reason.startsWith(PARSER_PREFIX))
+    return { error: `invalid HTTP response: ${parserReason(reason, code)}` };
   return { error: `request failed: ${reason}`.slice(0, 300) };
+}
+
+const PARSER_PREFIX = 'Response does not match the HTTP/1.1 protocol';
+
+/** `Response does not match the HTTP/1.1 protocol (Invalid header value char)` → `Invalid header value char`. */
+function parserReason(reason: string, code: string | undefined): string {
+  if (!reason.startsWith(PARSER_PREFIX)) return reason || code || 'unparsable';
+  const detail = /^\((.*)\)$/s.exec(reason.slice(PARSER_PREFIX.length).trim());
+  return detail ? detail[1]! : reason;
 }
 
 function errorCode(err: unknown): string | undefined {
@@ -283,9 +371,15 @@ function errorCode(err: unknown): string | undefined {
   return undefined;
 }
 
-/** The underlying reason, without the URL node-fetch puts in front of it. */
+/**
+ * The error's message, without any URL in it. Node's AggregateError from a failed connect to
+ * several addresses has an empty message; its first error then speaks for it.
+ */
 function errorReason(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  const match = /reason: (.*)$/s.exec(message);
-  return (match ? match[1]! : message).slice(0, 200);
+  let message = err instanceof Error ? err.message : String(err);
+  if (!message && err instanceof AggregateError) {
+    const first: unknown = err.errors[0];
+    message = first instanceof Error ? first.message : '';
+  }
+  return message.replace(/\b[a-z][a-z0-9+.-]*:\/\/\S*/gi, '<url>').slice(0, 200);
 }

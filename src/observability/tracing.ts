@@ -69,12 +69,14 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<T
     { HttpInstrumentation },
     { KoaInstrumentation, KoaLayerType },
     { PgInstrumentation },
+    { UndiciInstrumentation },
   ] = await Promise.all([
     import('node:http'),
     import('@opentelemetry/sdk-node'),
     import('@opentelemetry/instrumentation-http'),
     import('@opentelemetry/instrumentation-koa'),
     import('@opentelemetry/instrumentation-pg'),
+    import('@opentelemetry/instrumentation-undici'),
   ]);
 
   const sdk = new NodeSDK({
@@ -95,6 +97,18 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<T
           if (!(request instanceof ClientRequest)) return;
           const host = String(request.getHeader('host') ?? request.host);
           span.setAttribute('url.full', `${request.protocol}//${host}/REDACTED`);
+        },
+      }),
+      // Deliveries go out through undici: one client span per attempt, inside its delivery's
+      // span, with the origin only (a webhook URL may hold a credential in its path or query).
+      new UndiciInstrumentation({
+        requireParentforSpans: true,
+        requestHook: (span, request) => {
+          span.setAttributes({
+            'url.full': `${request.origin}/REDACTED`,
+            'url.path': '/REDACTED',
+            'url.query': '',
+          });
         },
       }),
       // Router spans only: one span per middleware function would bury the ones that matter.

@@ -1,7 +1,7 @@
 /**
  * A real HTTP(S) receiver on 127.0.0.1 for delivery tests. It records every request and can be
  * told how to answer: a status, a delay, a reset mid-response, a slow drip, a huge body, a
- * redirect, or no answer at all. It counts connections and requests in flight.
+ * redirect, raw bytes, or no answer at all. It counts connections and requests in flight.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -20,7 +20,9 @@ export type Behaviour =
   | { kind: 'huge-body'; status: number; bytes: number }
   | { kind: 'redirect'; status: number; location: string }
   /** Never answers; the connection stays open until the client gives up. */
-  | { kind: 'hold-open' };
+  | { kind: 'hold-open' }
+  /** `bytes` written as they are (no HTTP framing added), then the connection is closed. */
+  | { kind: 'raw'; bytes: string };
 
 export interface ReceivedRequest {
   index: number;
@@ -48,6 +50,8 @@ export interface Receiver {
   requests: ReceivedRequest[];
   /** Connections accepted so far. */
   connections(): number;
+  /** Connections open right now. */
+  openConnections(): number;
   /** Requests being answered right now, and the most at once so far. */
   inFlight(): number;
   maxInFlight(): number;
@@ -203,6 +207,9 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
       }
       case 'hold-open':
         return;
+      case 'raw':
+        socket.end(behaviour.bytes);
+        return;
     }
   }
 
@@ -229,6 +236,7 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
     port,
     requests,
     connections: () => connections,
+    openConnections: () => sockets.size,
     inFlight: () => inFlight,
     maxInFlight: () => maxInFlight,
     hugeBodies,

@@ -180,7 +180,7 @@ describe('main.ts with OTLP export', () => {
     // The outbound request: one HTTP client span, a child of the attempt, that the receiver is
     // told of; it keeps only the webhook URL's origin (the path or query may hold a credential).
     const outbound = trace.filter(
-      (s) => s.kind === OTLP_KIND.CLIENT && s.scope.includes('instrumentation-http'),
+      (s) => s.kind === OTLP_KIND.CLIENT && s.scope.includes('instrumentation-undici'),
     );
     expect(outbound).toHaveLength(1);
     expect(outbound[0]!.name).toBe('POST');
