@@ -28,11 +28,11 @@ import {
   disableGoneWebhook,
   loadBatch,
   recordAttempts,
-  releaseLeases,
   type AttemptEnd,
+  type LoadedBatch,
   type LoadedDelivery,
 } from './delivery-repository.js';
-import { parseDeliverPayload } from './enqueue.js';
+import { enqueueDeliveries, parseDeliverPayload } from './enqueue.js';
 import type { AttemptResult, HttpClient } from './http-client.js';
 
 export interface DeliveryEngineDeps {
@@ -51,8 +51,10 @@ export interface DeliveryEngineDeps {
 export interface BatchOutcome {
   /** Deliveries sent (their ends are recorded as they come). */
   sent: number;
-  /** Over the tenant's concurrency cap: queued again. */
+  /** Over the tenant's concurrency cap: queued again shortly. */
   deferred: number;
+  /** Beyond this process's room (MAX_IN_FLIGHT), or the process is stopping: queued again now. */
+  requeued: number;
   /** Not due at the attempt named, paused, or in flight elsewhere: nothing to do here. */
   skipped: number;
 }
@@ -66,6 +68,8 @@ export interface DeliveryEngine {
   inFlight(): number;
   /** Resolves when nothing is in flight. */
   idle(): Promise<void>;
+  /** Takes no more batches: a job waiting for room puts its deliveries back in the queue. */
+  beginStop(): void;
   /**
    * Graceful stop: waits up to `graceMs` for requests in flight to end and be recorded, then cuts
    * the rest short (recorded as interrupted, their next attempt due at once).
@@ -165,37 +169,48 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       'hookrelay.delivery_id': delivery.id,
       'hookrelay.attempt': delivery.attempt,
     };
-    await inSpanFromTraceparent('deliver webhook', delivery.traceparent ?? undefined, attributes, async (span) => {
-      const result = await send(delivery);
-      const now = new Date();
-      const { state, outcome } = decide(result, delivery.attempt, deps.config.retryScheduleSeconds, now);
-      const end: AttemptEnd = {
-        delivery,
-        attempt: {
-          attemptNumber: delivery.attempt,
-          statusCode: result.statusCode,
-          error: result.error,
-          durationMs: result.durationMs,
-          responseBody: result.responseBody,
-          responseHeaders: result.responseHeaders,
-        },
-        state,
-        ...healthChange(delivery, outcome),
-      };
-      const recorded = await recordEnd(end);
-      heldOff.delete(delivery.tenant_id);
-      span.setAttribute('hookrelay.outcome', recorded === false ? 'superseded' : outcome);
-      if (recorded === false) {
-        logger.warn('delivery attempt already recorded by another run; result dropped', {
-          ...logFields(delivery, delivery.attempt),
-          status_code: result.statusCode,
-          error: result.error,
-        });
-        return;
-      }
-      report(delivery, result, outcome, now);
-      if (state.status === 'failed') deps.onJobDue?.(state.nextAttemptAt);
-    });
+    await inSpanFromTraceparent(
+      'deliver webhook',
+      delivery.traceparent ?? undefined,
+      attributes,
+      async (span) => {
+        const result = await send(delivery);
+        const now = new Date();
+        const { state, outcome } = decide(result, delivery.attempt, deps.config.retryScheduleSeconds, now);
+        const end: AttemptEnd = {
+          delivery,
+          attempt: {
+            attemptNumber: delivery.attempt,
+            statusCode: result.statusCode,
+            error: result.error,
+            durationMs: result.durationMs,
+            responseBody: result.responseBody,
+            responseHeaders: result.responseHeaders,
+          },
+          state,
+          ...healthChange(delivery, outcome),
+        };
+        const recorded = await recordEnd(end);
+        heldOff.delete(delivery.tenant_id);
+        span.setAttribute('hookrelay.outcome', recorded === false ? 'superseded' : outcome);
+        if (recorded === false) {
+          logger.warn('delivery attempt already recorded by another run; result dropped', {
+            ...logFields(delivery, delivery.attempt),
+            status_code: result.statusCode,
+            error: result.error,
+          });
+          return;
+        }
+        if (result.interrupted) {
+          logger.info('delivery attempt interrupted by shutdown; its next attempt is queued now', {
+            ...logFields(delivery, delivery.attempt),
+            duration_ms: result.durationMs,
+          });
+        }
+        report(delivery, result, outcome, now);
+        if (state.status === 'failed') deps.onJobDue?.(state.nextAttemptAt);
+      },
+    );
   }
 
   function send(delivery: LoadedDelivery): Promise<AttemptResult> {
@@ -212,9 +227,12 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
   function report(delivery: LoadedDelivery, result: AttemptResult, outcome: AttemptOutcome, now: Date): void {
     const metricOutcome = outcome === 'succeeded' ? 'success' : outcome === 'dead' ? 'dead' : 'failure';
     metrics.deliveries.inc({ outcome: metricOutcome });
-    if (!result.permanent) metrics.deliveryDuration.observe({ outcome: metricOutcome }, result.durationMs / 1000);
+    if (!result.permanent)
+      metrics.deliveryDuration.observe({ outcome: metricOutcome }, result.durationMs / 1000);
     if (outcome === 'succeeded') {
-      metrics.eventToDelivery.observe(Math.max(0, now.getTime() - delivery.event_created_at.getTime()) / 1000);
+      metrics.eventToDelivery.observe(
+        Math.max(0, now.getTime() - delivery.event_created_at.getTime()) / 1000,
+      );
     }
     if (outcome === 'retry_scheduled') metrics.retries.inc({ attempt: String(delivery.attempt) });
     const fields = {
@@ -233,39 +251,52 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       const job = parseDeliverPayload(payload);
       if (!job) {
         logger.error('deliver job with an invalid payload ignored', { payload_type: typeof payload });
-        return { sent: 0, deferred: 0, skipped: 0 };
+        return { sent: 0, deferred: 0, requeued: 0, skipped: 0 };
       }
-      const wanted = job.deliveries.length;
-      await room.take(wanted);
-      let leased: LoadedDelivery[] = [];
-      let deferred = 0;
+      const wanted = Math.min(job.deliveries.length, deps.config.maxInFlight);
+      if (!(await room.take(wanted))) {
+        // Stopping: this job's deliveries go back to the queue for another process (or the next start).
+        await enqueueDeliveries(
+          db,
+          job.deliveries.map((d) => ({
+            deliveryId: d.id,
+            attempt: d.attempt,
+            tenantId: job.tenant_id || undefined,
+            ...(d.traceparent ? { traceparent: d.traceparent } : {}),
+          })),
+        );
+        return { sent: 0, deferred: 0, requeued: job.deliveries.length, skipped: 0 };
+      }
+      let batch: LoadedBatch | undefined;
       try {
-        const batch = await loadBatch(db, job.deliveries, leaseOwner);
-        leased = batch.leased;
-        deferred = batch.deferred;
-        if (batch.deferredUntil) {
-          // Its other jobs would be deferred too: this process leaves them until then, or until
-          // one of the tenant's deliveries here ends.
-          heldOff.set(job.tenant_id, batch.deferredUntil.getTime());
-          deps.onJobDue?.(batch.deferredUntil);
-          metrics.rateLimited.inc({ limit: 'concurrent_deliveries' }, deferred);
-        }
+        batch = await loadBatch(db, job.deliveries, leaseOwner, wanted);
       } finally {
-        room.release(wanted - leased.length);
+        room.release(wanted - (batch?.leased.length ?? 0));
       }
-      if (stopped && leased.length > 0) {
-        // Loaded while the stop began: not sent, given back.
-        await releaseLeases(db, leased, leaseOwner).finally(() => room.release(leased.length));
-        return { sent: 0, deferred, skipped: wanted - deferred };
+      const { leased, deferred, requeued } = batch;
+      if (batch.deferredUntil) {
+        // Its other jobs would be deferred too: this process leaves them until then, or until
+        // one of the tenant's deliveries here ends.
+        heldOff.set(job.tenant_id, batch.deferredUntil.getTime());
+        deps.onJobDue?.(batch.deferredUntil);
+        metrics.rateLimited.inc({ limit: 'concurrent_deliveries' }, deferred);
       }
       for (const delivery of leased) {
         deliverOne(delivery)
           .catch((err: unknown) =>
-            logger.error('delivery failed unexpectedly', { ...logFields(delivery, delivery.attempt), err: errorText(err) }),
+            logger.error('delivery failed unexpectedly', {
+              ...logFields(delivery, delivery.attempt),
+              err: errorText(err),
+            }),
           )
           .finally(() => room.release(1));
       }
-      return { sent: leased.length, deferred, skipped: wanted - leased.length - deferred };
+      return {
+        sent: leased.length,
+        deferred,
+        requeued,
+        skipped: job.deliveries.length - leased.length - deferred - requeued,
+      };
     },
 
     heldOffTenants() {
@@ -279,7 +310,12 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
 
     idle,
 
+    beginStop() {
+      room.close();
+    },
+
     async stop(graceMs) {
+      room.close();
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, graceMs);
@@ -307,39 +343,54 @@ function healthChange(delivery: LoadedDelivery, outcome: AttemptOutcome): Pick<A
 
 /**
  * MAX_IN_FLIGHT: requests a process keeps open at once, over all its jobs. A job takes room for
- * its whole batch before loading it (a batch larger than the limit waits for an empty process),
- * and gives back what it did not lease.
+ * its batch (at most the whole limit) before loading it, in arrival order, and gives back what
+ * it did not lease. Once closed, waiting and later takers get false.
  */
-function createRoom(
-  max: number,
-  onIdle: () => void,
-): { take(n: number): Promise<void>; release(n: number): void; used(): number } {
+interface Room {
+  take(n: number): Promise<boolean>;
+  release(n: number): void;
+  used(): number;
+  close(): void;
+}
+
+function createRoom(max: number, onIdle: () => void): Room {
   let used = 0;
-  const waiting: { n: number; resolve(): void }[] = [];
-  const fits = (n: number) => used === 0 || used + n <= max;
+  let closed = false;
+  const waiting: { n: number; resolve(taken: boolean): void }[] = [];
+  const fits = (n: number) => used + n <= max;
   return {
     take(n) {
+      if (closed) return Promise.resolve(false);
       if (waiting.length === 0 && fits(n)) {
         used += n;
-        return Promise.resolve();
+        return Promise.resolve(true);
       }
-      return new Promise<void>((resolve) => waiting.push({ n, resolve }));
+      return new Promise<boolean>((resolve) => waiting.push({ n, resolve }));
     },
     release(n) {
       used -= n;
       while (waiting.length > 0 && fits(waiting[0]!.n)) {
         const next = waiting.shift()!;
         used += next.n;
-        next.resolve();
+        next.resolve(true);
       }
       if (used === 0) onIdle();
     },
     used: () => used,
+    close() {
+      closed = true;
+      for (const waiter of waiting.splice(0)) waiter.resolve(false);
+    },
   };
 }
 
 function logFields(delivery: Pick<LoadedDelivery, 'id' | 'webhook_id' | 'tenant_id'>, attempt: number) {
-  return { delivery_id: delivery.id, webhook_id: delivery.webhook_id, tenant_id: delivery.tenant_id, attempt };
+  return {
+    delivery_id: delivery.id,
+    webhook_id: delivery.webhook_id,
+    tenant_id: delivery.tenant_id,
+    attempt,
+  };
 }
 
 function errorText(err: unknown): string {

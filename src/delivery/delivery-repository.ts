@@ -38,6 +38,8 @@ export interface LoadedBatch {
   leased: LoadedDelivery[];
   /** Due, but the tenant is at max_concurrent_deliveries: queued again at `deferredUntil`. */
   deferred: number;
+  /** Due, beyond `limit` (this process's room): queued again now. */
+  requeued: number;
   deferredUntil: Date | undefined;
 }
 
@@ -50,12 +52,14 @@ const DEFER_JITTER_MS = 200;
  * of those, the ones whose webhook is disabled become `paused`; the others get a lease each, in
  * the job's order, up to the tenant's max_concurrent_deliveries (`take_delivery_leases`),
  * and are answered with what their requests need. A due delivery whose lease someone else holds
- * is left to that holder. The rest (over the cap) are queued again shortly, behind fresh traffic.
+ * is left to that holder. Those refused by the cap are queued again shortly, behind fresh
+ * traffic; those beyond `limit` (the caller's room for requests) at once.
  */
 export async function loadBatch(
   db: Kysely<Database>,
   items: readonly DeliverJobItem[],
   leaseOwner: string,
+  limit: number = items.length,
 ): Promise<LoadedBatch> {
   const requested = items.map((item, ord) => ({
     id: item.id,
@@ -64,7 +68,9 @@ export async function loadBatch(
     ord,
   }));
   const deferredUntil = new Date(Date.now() + DEFER_MIN_MS + Math.random() * DEFER_JITTER_MS);
-  const { rows } = await sql<LoadedDelivery & { state: 'leased' | 'deferred' }>`-- prepared: load_delivery_batch
+  const { rows } = await sql<
+    LoadedDelivery & { state: 'leased' | 'deferred' | 'unasked' }
+  >`-- prepared: load_delivery_batch
     with requested as materialized (
       select * from json_to_recordset(${JSON.stringify(requested)}::json)
         as r(id uuid, attempt int, traceparent text, ord int)
@@ -79,11 +85,13 @@ export async function loadBatch(
     ), webhook as materialized (
       select w.* from webhooks w where w.id = any (array(select webhook_id from due))
     ), sendable as materialized (
-      select due.* from due join webhook w on w.id = due.webhook_id where w.enabled
+      select due.*, row_number() over (order by due.ord) <= ${limit} as asked
+        from due join webhook w on w.id = due.webhook_id
+       where w.enabled
     ), leases as materialized (
       select * from take_delivery_leases(${leaseOwner},
-               array(select id from sendable order by ord),
-               array(select tenant_id from sendable order by ord))
+               array(select id from sendable where asked order by ord),
+               array(select tenant_id from sendable where asked order by ord))
     ), paused as (
       -- The webhook row is read under a share lock: a re-enable in progress is waited for and
       -- seen, so no delivery is left paused behind a webhook enabled meanwhile.
@@ -99,9 +107,14 @@ export async function loadBatch(
                   for share)
       returning d.id
     ), deferred as materialized (
-      select due.id as delivery_id, due.attempt, due.tenant_id, ${BULK_PRIORITY}::int as priority,
-             ${deferredUntil.toISOString()}::timestamptz as run_at, due.traceparent, due.ord
+      -- Refused by the tenant's cap: shortly, behind fresh traffic. Beyond this process's room:
+      -- now, for whichever process has room.
+      select due.id as delivery_id, due.attempt, due.tenant_id,
+             case when s.asked then ${BULK_PRIORITY}::int end as priority,
+             case when s.asked then ${deferredUntil.toISOString()}::timestamptz end as run_at,
+             due.traceparent, due.ord, coalesce(s.asked, true) as capped
         from due
+        left join sendable s on s.id = due.id
        where due.id not in (select delivery_id from leases)
          and due.id not in (select id from paused)
     ), ${deliveryJobCtes('deferred')}
@@ -114,13 +127,14 @@ export async function loadBatch(
       join events e on e.id = s.event_id
     union all
     select null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-           'deferred'
+           case when capped then 'deferred' else 'unasked' end
       from deferred
      where (select count(*) from added_jobs) >= 0
   `.execute(db);
   const leased = rows.filter((row) => row.state === 'leased');
-  const deferred = rows.length - leased.length;
-  return { leased, deferred, deferredUntil: deferred > 0 ? deferredUntil : undefined };
+  const deferred = rows.filter((row) => row.state === 'deferred').length;
+  const requeued = rows.length - leased.length - deferred;
+  return { leased, deferred, requeued, deferredUntil: deferred > 0 ? deferredUntil : undefined };
 }
 
 export interface AttemptRecord {
@@ -248,28 +262,6 @@ export async function disableGoneWebhook(
     tenantId,
     requestId: null,
     details: { reason: GONE_REASON, delivery_id: deliveryId },
-  });
-}
-
-/**
- * Gives back leases this process holds without recording an attempt (the request was never
- * made, or its end could not be recorded), and queues the deliveries again at the same attempt.
- */
-export async function releaseLeases(
-  db: Kysely<Database>,
-  deliveries: readonly Pick<LoadedDelivery, 'id' | 'attempt' | 'tenant_id'>[],
-  leaseOwner: string,
-): Promise<void> {
-  if (deliveries.length === 0) return;
-  await db.transaction().execute(async (trx) => {
-    await sql`
-      delete from delivery_leases
-       where delivery_id = any (${deliveries.map((d) => d.id)}::uuid[]) and worker_id = ${leaseOwner}
-    `.execute(trx);
-    await enqueueDeliveries(
-      trx,
-      deliveries.map((d) => ({ deliveryId: d.id, attempt: d.attempt, tenantId: d.tenant_id })),
-    );
   });
 }
 

@@ -47,7 +47,12 @@ interface Generation {
   retired: boolean;
 }
 
-const newGeneration = (): Generation => ({ runner: undefined, ids: new Set(), running: new Set(), retired: false });
+const newGeneration = (): Generation => ({
+  runner: undefined,
+  ids: new Set(),
+  running: new Set(),
+  retired: false,
+});
 
 export async function startSupervisedRunner(options: SupervisionOptions): Promise<SupervisedRunner> {
   const { db, logger } = options;
@@ -117,7 +122,10 @@ export async function startSupervisedRunner(options: SupervisionOptions): Promis
         for (const id of next.ids) old.ids.add(id);
         next.ids.clear();
         const delayMs = Math.min(RESTART_MAX_DELAY_MS, RESTART_MIN_DELAY_MS * 2 ** attempt);
-        logger.warn('delivery runner not replaced yet; trying again', { err: errorText(err), retry_in_ms: delayMs });
+        logger.warn('delivery runner not replaced yet; trying again', {
+          err: errorText(err),
+          retry_in_ms: delayMs,
+        });
         await backOff.wait(delayMs);
       }
     }

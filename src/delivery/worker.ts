@@ -119,6 +119,7 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
     async stop() {
       wakeUps.stop();
       try {
+        engine.beginStop();
         await runner.stop();
         await engine.stop(config.shutdownTimeoutMs);
       } finally {

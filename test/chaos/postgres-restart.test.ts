@@ -178,7 +178,7 @@ it('a PostgreSQL restart during ingest and delivery: 503s while it is away, then
   expect(result.extraArrivals).toBeLessThanOrEqual(NUM_WORKERS);
   expect(result.unknown).toEqual([]);
   expect(api.child.exitCode).toBeNull();
-  for (const worker of workers) expect(worker.child.exitCode).toBeNull();
+  for (const worker of workers) expect(worker.child.exitCode, worker.tail()).toBeNull();
 
   await Promise.all([api, ...workers].map((proc) => stopProcess(proc)));
   // A graceful stop still works after the runner was replaced.

@@ -323,7 +323,7 @@ it(`${DELIVERIES} deliveries to receivers failing in every way: each ends delive
   expect(redirectTarget.connections()).toBe(0);
   expect(rssPeak - rssAtStart).toBeLessThan(RSS_GROWTH_BOUND_MIB);
 
-  expect(await queueState(db)).toEqual({ jobs: 0, locked: 0 });
+  expect(await queueState(db)).toEqual({ jobs: 0, locked: 0, deliveries: 0 });
   expect(worker.child.exitCode).toBeNull();
   await stopProcess(worker);
   expect((await worker.exited).code).toBe(0);

@@ -1,9 +1,10 @@
 /**
  * SIGTERM to a worker process while it delivers. The receiver holds every answer, so at the
- * signal each worker is busy with a request and none is between jobs: any request that
+ * signal the process has MAX_IN_FLIGHT requests open and no room for more: any request that
  * arrives later was a job taken after the signal. Two endings: the held answers come within
- * SHUTDOWN_TIMEOUT_MS (the attempts finish), or they do not (the attempts are handed back).
- * Either way a second worker delivers everything; only handed-back attempts arrive twice.
+ * SHUTDOWN_TIMEOUT_MS (the attempts finish), or they do not (the attempts are cut short and
+ * recorded as interrupted, their next attempt queued at once). Either way a second worker
+ * delivers everything; only interrupted attempts arrive twice.
  */
 import { sql, type Kysely } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import {
   arrivals,
   killAll,
   queueMany,
+  leasedDeliveries,
   queueState,
   report,
   size,
@@ -26,9 +28,10 @@ import {
   tally,
 } from './support.js';
 
-// Four tenants, so that the per-tenant share of a process's slots still lets every worker be busy.
 const TENANTS = 4;
 const NUM_WORKERS = 4;
+/** Requests the process keeps open at once. */
+const MAX_IN_FLIGHT = 4;
 const PER_TENANT = size(10, 50);
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -62,25 +65,18 @@ const workerEnv = (url: string, shutdownTimeoutMs: number) => ({
   DATABASE_URL: url,
   ROLE: 'worker',
   NUM_WORKERS: String(NUM_WORKERS),
+  MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
   SSRF_ALLOWLIST: '127.0.0.1/32',
   JWT_SECRET: TEST_JWT_SECRET,
   SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
   LOG_LEVEL: 'info',
 });
 
-/** Attempts claimed and never finished: what was in flight when the process went. */
-async function unfinishedClaims(db: Kysely<Database>): Promise<string[]> {
-  const { rows } = await sql<{ id: string }>`
-    select id from deliveries where status = 'pending' and attempt_count > 0
-  `.execute(db);
-  return rows.map((row) => row.id);
-}
-
 describe('SIGTERM during delivery', () => {
   it('answers within the deadline: the attempts in flight finish, no job is taken after the signal, nothing is lost', async () => {
     const { db, url, receiver, ids } = await setUp();
     const first = spawnChaosService(workerEnv(url, 20_000));
-    await waitFor(() => (receiver.held() === NUM_WORKERS ? true : undefined), 60_000, 'every worker busy');
+    await waitFor(() => (receiver.held() === MAX_IN_FLIGHT ? true : undefined), 60_000, 'the process full');
     const inFlightAtSignal = receiver.requests.length;
 
     first.child.kill('SIGTERM');
@@ -88,7 +84,7 @@ describe('SIGTERM during delivery', () => {
     receiver.release();
     const exit = await first.exited;
     const arrivedBeforeExit = receiver.requests.length;
-    const unfinished = await unfinishedClaims(db);
+    const unfinished = await leasedDeliveries(db);
     const queue = await queueState(db);
     const counts = await statusCounts(db);
 
@@ -111,12 +107,12 @@ describe('SIGTERM during delivery', () => {
       duplicates: result.extraArrivals,
     });
 
-    expect(inFlightAtSignal).toBe(NUM_WORKERS);
+    expect(inFlightAtSignal).toBe(MAX_IN_FLIGHT);
     expect(arrivedBeforeExit, 'a job was taken after SIGTERM').toBe(inFlightAtSignal);
     expect(exit.code).toBe(0);
-    expect(counts.succeeded).toBe(NUM_WORKERS);
+    expect(counts.succeeded).toBe(MAX_IN_FLIGHT);
     expect(unfinished).toEqual([]);
-    expect(queue).toEqual({ jobs: ids.length - NUM_WORKERS, locked: 0 });
+    expect(queue).toMatchObject({ deliveries: ids.length - MAX_IN_FLIGHT, locked: 0 });
     expect(result.lost).toEqual([]);
     expect(result.extraArrivals).toBe(0);
     expect(result.unknown).toEqual([]);
@@ -124,11 +120,11 @@ describe('SIGTERM during delivery', () => {
     expect((await second.exited).code).toBe(0);
   }, 180_000);
 
-  it('answers later than the deadline: the attempts are handed back and sent again, nothing is lost', async () => {
+  it('answers later than the deadline: the attempts are recorded as interrupted and sent again, nothing is lost', async () => {
     const { db, url, receiver, ids } = await setUp();
     const shutdownTimeoutMs = 1500;
     const first = spawnChaosService(workerEnv(url, shutdownTimeoutMs));
-    await waitFor(() => (receiver.held() === NUM_WORKERS ? true : undefined), 60_000, 'every worker busy');
+    await waitFor(() => (receiver.held() === MAX_IN_FLIGHT ? true : undefined), 60_000, 'the process full');
     const inFlightAtSignal = new Set(receiver.requests.map((r) => String(r.headers['webhook-id'])));
 
     const signalledAt = Date.now();
@@ -136,9 +132,17 @@ describe('SIGTERM during delivery', () => {
     const exit = await first.exited;
     const stopMs = Date.now() - signalledAt;
     const arrivedBeforeExit = receiver.requests.length;
-    const unfinished = await unfinishedClaims(db);
+    const unfinished = await leasedDeliveries(db);
     const queue = await queueState(db);
-    const handedBack = first.count('delivery attempt handed back: stopping');
+    const interrupted = await sql<{ id: string }>`
+      select id from deliveries
+       where status = 'failed' and attempt_count = 1 and last_error = 'interrupted by shutdown'
+    `
+      .execute(db)
+      .then((q) => q.rows.map((row) => row.id));
+    const handedBack = first.count(
+      'delivery attempt interrupted by shutdown; its next attempt is queued now',
+    );
 
     receiver.release();
     const second = spawnChaosService(workerEnv(url, 20_000));
@@ -169,10 +173,12 @@ describe('SIGTERM during delivery', () => {
 
     expect(arrivedBeforeExit, 'a job was taken after SIGTERM').toBe(inFlightAtSignal.size);
     expect(exit.code).toBe(0);
-    expect(handedBack).toBe(NUM_WORKERS);
-    // Handed back: still claimed (the next run reclaims the same attempt), and queued, unlocked.
-    expect(new Set(unfinished)).toEqual(inFlightAtSignal);
-    expect(queue).toEqual({ jobs: ids.length, locked: 0 });
+    expect(handedBack).toBe(MAX_IN_FLIGHT);
+    // Cut short: recorded as interrupted (the receiver had the request), no lease left, and
+    // every delivery queued again, unlocked.
+    expect(new Set(interrupted)).toEqual(inFlightAtSignal);
+    expect(unfinished).toEqual([]);
+    expect(queue).toMatchObject({ deliveries: ids.length, locked: 0 });
     expect(result.lost).toEqual([]);
     expect(result.unknown).toEqual([]);
     expect(new Set(result.duplicated)).toEqual(inFlightAtSignal);

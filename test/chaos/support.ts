@@ -171,12 +171,25 @@ export function tally(expected: readonly string[], counts: ReadonlyMap<string, n
   return { lost, duplicated, extraArrivals, unknown };
 }
 
-/** Rows still in graphile-worker's queue, and how many of them are locked. */
-export async function queueState(db: Kysely<Database>): Promise<{ jobs: number; locked: number }> {
-  const { rows } = await sql<{ jobs: number; locked: number }>`
-    select count(*)::int as jobs, count(locked_by)::int as locked from graphile_worker._private_jobs
+/**
+ * What graphile-worker's queue still holds: jobs, how many of them are locked, and how many
+ * deliveries the jobs name (a job names a batch).
+ */
+export async function queueState(
+  db: Kysely<Database>,
+): Promise<{ jobs: number; locked: number; deliveries: number }> {
+  const { rows } = await sql<{ jobs: number; locked: number; deliveries: number }>`
+    select count(*)::int as jobs, count(locked_by)::int as locked,
+           coalesce(sum(coalesce(json_array_length(payload->'deliveries'), 1)), 0)::int as deliveries
+      from graphile_worker._private_jobs
   `.execute(db);
   return rows[0]!;
+}
+
+/** Deliveries whose lease is held: in flight, or left by a process that stopped without recording them. */
+export async function leasedDeliveries(db: Kysely<Database>): Promise<string[]> {
+  const { rows } = await sql<{ id: string }>`select delivery_id as id from delivery_leases`.execute(db);
+  return rows.map((row) => row.id);
 }
 
 /** Delivery rows by status. */

@@ -27,6 +27,8 @@ import {
 const DELIVERIES = size(1000, 5000);
 const NUM_WORKERS = 10;
 const STALE_AFTER_MS = 3000;
+/** Requests the worker keeps open at once. */
+const MAX_IN_FLIGHT = 100;
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -40,8 +42,8 @@ it(`kill -9 of a worker in the middle of ${DELIVERIES} deliveries: a new worker 
   const handle = createDatabase(database.url, { max: 4 });
   cleanups.push(() => handle.close());
   const db = handle.db;
-  // A short answer time keeps attempts in flight at any moment.
-  const receiver = await startReceiver({ behaviour: { kind: 'status', status: 200, delayMs: 20 } });
+  // An answer time of 200 ms with at most MAX_IN_FLIGHT open keeps attempts in flight at any moment.
+  const receiver = await startReceiver({ behaviour: { kind: 'status', status: 200, delayMs: 200 } });
   cleanups.push(() => receiver.close());
 
   const tenantId = await createTenant(db, 'kill-nine');
@@ -52,6 +54,7 @@ it(`kill -9 of a worker in the middle of ${DELIVERIES} deliveries: a new worker 
     DATABASE_URL: database.url,
     ROLE: 'worker',
     NUM_WORKERS: String(NUM_WORKERS),
+    MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
     SSRF_ALLOWLIST: '127.0.0.1/32',
     JWT_SECRET: TEST_JWT_SECRET,
     WORKER_STALE_AFTER_MS: String(STALE_AFTER_MS),
@@ -71,13 +74,16 @@ it(`kill -9 of a worker in the middle of ${DELIVERIES} deliveries: a new worker 
   await first.exited;
   const arrivedAtKill = new Set(arrivals(receiver.requests).keys());
 
-  // What the dead process held: claimed attempts never finished (in flight), and locked jobs.
-  const { rows: claimed } = await sql<{ id: string }>`
-    select id from deliveries where status = 'pending' and attempt_count > 0
-  `.execute(db);
-  const inFlightAtKill = new Set(claimed.map((row) => row.id));
+  // What the dead process held: leased deliveries never recorded (in flight), and locked jobs.
+  const { rows: leased } = await sql<{ id: string }>`select delivery_id as id from delivery_leases`.execute(
+    db,
+  );
+  const inFlightAtKill = new Set(leased.map((row) => row.id));
   const { rows: locked } = await sql<{ delivery_id: string }>`
-    select payload->>'delivery_id' as delivery_id from graphile_worker._private_jobs where locked_by is not null
+    select e.entry->>'id' as delivery_id
+      from graphile_worker._private_jobs j
+      cross join lateral json_array_elements(j.payload->'deliveries') as e(entry)
+     where j.locked_by is not null
   `.execute(db);
   const lockedAtKill = new Set(locked.map((row) => row.delivery_id));
 
@@ -128,7 +134,7 @@ it(`kill -9 of a worker in the middle of ${DELIVERIES} deliveries: a new worker 
   await stopProcess(second);
   expect((await second.exited).code).toBe(0);
   // Nothing left behind in the queue: not even a job superseded while the dead worker held it.
-  expect(await queueState(db)).toEqual({ jobs: 0, locked: 0 });
+  expect(await queueState(db)).toEqual({ jobs: 0, locked: 0, deliveries: 0 });
   const leases = await sql<{ n: number }>`select count(*)::int as n from delivery_leases`.execute(db);
   expect(leases.rows[0]!.n).toBe(0);
 }, 300_000);

@@ -64,8 +64,8 @@ describe('a job run twice', () => {
     const queued = await queueDelivery(db(), { url: r.url });
     const payload = jobPayload(queued.tenantId, queued.deliveryId);
     const deps = engine([600]);
-    expect(await runJob(deps, payload)).toEqual({ sent: 1, deferred: 0, skipped: 0 });
-    expect(await runJob(deps, payload)).toEqual({ sent: 0, deferred: 0, skipped: 1 });
+    expect(await runJob(deps, payload)).toEqual({ sent: 1, deferred: 0, requeued: 0, skipped: 0 });
+    expect(await runJob(deps, payload)).toEqual({ sent: 0, deferred: 0, requeued: 0, skipped: 1 });
     expect(r.requests).toHaveLength(1);
     expect(await attemptRows(db(), queued.deliveryId)).toHaveLength(1);
     // Next-attempt jobs (the original job stays: graphile-worker, which would remove it, is not running).
@@ -79,8 +79,8 @@ describe('a job run twice', () => {
     const queued = await queueDelivery(db(), { url: r.url, enqueue: false });
     const payload = jobPayload(queued.tenantId, queued.deliveryId);
     const deps = engine([]);
-    expect(await runJob(deps, payload)).toEqual({ sent: 1, deferred: 0, skipped: 0 });
-    expect(await runJob(deps, payload)).toEqual({ sent: 0, deferred: 0, skipped: 1 });
+    expect(await runJob(deps, payload)).toEqual({ sent: 1, deferred: 0, requeued: 0, skipped: 0 });
+    expect(await runJob(deps, payload)).toEqual({ sent: 0, deferred: 0, requeued: 0, skipped: 1 });
     expect(await deliveryRow(db(), queued.deliveryId)).toMatchObject({ status: 'dead', attempt_count: 1 });
     expect(await dlqRows(db(), queued.deliveryId)).toHaveLength(1);
     expect(await jobsOf(db(), queued.deliveryId)).toEqual([]);
@@ -94,7 +94,7 @@ describe('a job run twice', () => {
     const outcomes = await Promise.all([runJob(deps, payload), runJob(deps, payload)]);
     // The first to take the lease sends; the other finds it held, or the attempt already made.
     expect(outcomes.map((o) => o.sent).sort()).toEqual([0, 1]);
-    expect(outcomes.map((o) => o.deferred)).toEqual([0, 0]);
+    expect(outcomes.map((o) => o.deferred + o.requeued)).toEqual([0, 0]);
     expect(r.requests).toHaveLength(1);
     expect(await attemptRows(db(), queued.deliveryId)).toHaveLength(1);
     const jobs = await jobsOf(db(), queued.deliveryId);
@@ -121,11 +121,16 @@ describe('a job run twice', () => {
     const payload = jobPayload(queued.tenantId, queued.deliveryId);
     // The first run takes the lease and hangs on its request (as a worker that stalled).
     const stalledEngine = engine([600], 'stalled-worker');
-    expect(await stalledEngine.deliverBatch(payload)).toEqual({ sent: 1, deferred: 0, skipped: 0 });
+    expect(await stalledEngine.deliverBatch(payload)).toEqual({
+      sent: 1,
+      deferred: 0,
+      requeued: 0,
+      skipped: 0,
+    });
     await waitFor(() => (r.requests.length === 1 ? true : undefined), 5000, 'the first request');
     // While its lease stands, the job run elsewhere sends nothing.
     const newer = engine([600], 'newer-worker');
-    expect(await runJob(newer, payload)).toEqual({ sent: 0, deferred: 0, skipped: 1 });
+    expect(await runJob(newer, payload)).toEqual({ sent: 0, deferred: 0, requeued: 0, skipped: 1 });
     // Its heartbeat goes stale (it never wrote one): the sweep deletes its lease and queues the delivery again.
     await waitFor(
       async () => ((await sweepStaleWorkers(db(), 1)).includes('stalled-worker') ? true : undefined),
@@ -134,7 +139,7 @@ describe('a job run twice', () => {
     );
     const requeued = (await jobsOf(db(), queued.deliveryId)).filter((job) => job.payload.attempt === 1);
     expect(requeued).toHaveLength(2); // the original, never run by graphile-worker here, and the sweep's
-    expect(await runJob(newer, payload)).toEqual({ sent: 1, deferred: 0, skipped: 0 });
+    expect(await runJob(newer, payload)).toEqual({ sent: 1, deferred: 0, requeued: 0, skipped: 0 });
     // The stalled run's request finally ends (its connection is cut); its result is dropped.
     await r.close();
     await stalledEngine.idle();

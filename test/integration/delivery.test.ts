@@ -315,7 +315,11 @@ describe('graceful stop', () => {
         });
         const [interrupted, ...rest] = await attemptRows(handle.db, queued.deliveryId);
         expect(rest).toEqual([]);
-        expect(interrupted).toMatchObject({ attempt_number: 1, status_code: null, error: 'interrupted by shutdown' });
+        expect(interrupted).toMatchObject({
+          attempt_number: 1,
+          status_code: null,
+          error: 'interrupted by shutdown',
+        });
         expect(interrupted!.duration_ms).toBeGreaterThanOrEqual(250);
         expect(await sql`select * from delivery_leases`.execute(handle.db).then((q) => q.rows)).toEqual([]);
         const jobs = await jobsOf(handle.db, queued.deliveryId);
@@ -339,7 +343,12 @@ describe('graceful stop', () => {
           `
             .execute(handle.db)
             .then((q) => q.rows);
-          expect(await engine.deliverBatch(job!.payload)).toEqual({ sent: 1, deferred: 0, skipped: 0 });
+          expect(await engine.deliverBatch(job!.payload)).toEqual({
+            sent: 1,
+            deferred: 0,
+            requeued: 0,
+            skipped: 0,
+          });
           await engine.idle();
           expect(await deliveryRow(handle.db, queued.deliveryId)).toMatchObject({
             status: 'succeeded',
