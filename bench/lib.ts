@@ -1,5 +1,5 @@
 /**
- * Pieces of `npm run bench` and `npm run soak`: a fast counting receiver, an HTTP client with a
+ * Pieces of `npm run bench` and `npm run soak`: a counting receiver (answering at once or after a delay), an HTTP client with a
  * big keep-alive pool, an open-loop load generator, percentiles, peak RSS of a process, and the
  * accounting that makes a run valid or void.
  */
@@ -7,10 +7,15 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index]!;
+/**
+ * The p-th percentile of `count` values of which `sorted` are the known ones, smallest first;
+ * the rest (events never delivered) count as larger than any, so a percentile among them is
+ * Infinity rather than a figure that leaves them out.
+ */
+export function percentile(sorted: number[], p: number, count = sorted.length): number {
+  if (count === 0) return NaN;
+  const index = Math.min(count - 1, Math.max(0, Math.ceil((p / 100) * count) - 1));
+  return index < sorted.length ? sorted[index]! : Infinity;
 }
 
 export const fmt = (n: number, digits = 0): string =>
@@ -20,7 +25,7 @@ export const fmt = (n: number, digits = 0): string =>
 
 /** One result line: a label padded to a column, then the value. */
 export function line(label: string, value: string): void {
-  process.stdout.write(`${label.padEnd(58)} ${value}\n`);
+  process.stdout.write(`${label.padEnd(62)} ${value}\n`);
 }
 
 /**
@@ -46,11 +51,13 @@ export function accountFor(
 
 export interface Receiver {
   url: string;
+  /** How long it waits before answering 200. */
+  delayMs: number;
   /** Distinct webhook-ids received (a retry of the same id counts once). */
   distinct(): number;
   /** All requests, retries included. */
   requests(): number;
-  /** ms from the payload's `sent_at` (the generator's scheduled send time) to arrival, per first arrival. */
+  /** ms from the payload's `sent_at` (the generator's scheduled send time) to arrival (before any delay), per first arrival. */
   takeLatencies(): number[];
   firstAt(): number | undefined;
   lastAt(): number | undefined;
@@ -58,8 +65,11 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-/** Answers 200 at once; remembers each webhook-id and how long after `data.sent_at` it came. */
-export async function startReceiver(): Promise<Receiver> {
+/**
+ * Answers 200 at once, or `delayMs` after the request arrived; remembers each webhook-id and
+ * how long after `data.sent_at` it arrived.
+ */
+export async function startReceiver(delayMs = 0): Promise<Receiver> {
   let seen = new Set<string>();
   let latencies: number[] = [];
   let requests = 0;
@@ -83,8 +93,12 @@ export async function startReceiver(): Promise<Receiver> {
           // not ours
         }
       }
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('ok');
+      const answer = () => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('ok');
+      };
+      if (delayMs > 0) setTimeout(answer, delayMs);
+      else answer();
     });
   });
   server.keepAliveTimeout = 60_000;
@@ -92,6 +106,7 @@ export async function startReceiver(): Promise<Receiver> {
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}/hook`,
+    delayMs,
     distinct: () => seen.size,
     requests: () => requests,
     takeLatencies: () => {
@@ -126,6 +141,9 @@ export interface Client {
   close(): void;
 }
 
+/** A request unanswered this long fails (a transport error), so a stalled service cannot stall the bench. */
+const REQUEST_TIMEOUT_MS = 60_000;
+
 export function createClient(baseUrl: string, token: string, maxSockets = 256): Client {
   const agent = new http.Agent({ keepAlive: true, maxSockets });
   const url = new URL(baseUrl);
@@ -156,6 +174,7 @@ export function createClient(baseUrl: string, token: string, maxSockets = 256): 
         },
       );
       req.on('error', reject);
+      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error('request timed out')));
       req.end(payload);
     });
   return {
@@ -256,6 +275,9 @@ export async function peakRssMb(pid: number): Promise<number> {
   }
 }
 
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
 export async function waitUntil(
   check: () => boolean | Promise<boolean>,
   timeoutMs: number,
@@ -263,7 +285,7 @@ export async function waitUntil(
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await sleep(25);
   }
   return check();
 }

@@ -1,21 +1,30 @@
 /**
- * `npm run bench`: the service's throughput and latency on this machine, each figure next to
- * the database's own ceiling for the same writes, measured in the same run.
+ * `npm run bench`: the service's throughput and latency on this machine, next to the
+ * database's own ceiling for the same writes, measured in the same run.
  *
- * It starts its own embedded PostgreSQL, the built service (`node dist/main.js`) as a child
- * process, and a fast receiver; load comes from an open-loop generator (requests sent on a
- * fixed schedule; latency counted from the scheduled time). A phase is void unless every event
- * it sent is accounted for: delivered, refused (4xx/5xx), or still pending at the cut-off; what
- * is still pending then is let arrive, unmeasured, before the next phase begins.
+ * Every measurement gets its own fresh embedded PostgreSQL (the server's defaults: fsync and
+ * synchronous_commit on) and its own built service (`node dist/main.js`), with one tenant
+ * whose quotas are lifted and one webhook that matches each event. Load comes from an
+ * open-loop generator: request i is due at a fixed time whatever happened to earlier ones, and
+ * every latency counts from that time, so a service that falls behind shows it as latency.
  *
- * Flags: --quick (shorter phases, a 10 000 backlog), --workers N (NUM_WORKERS, default 10: the service's own default),
- * --worker-processes K (0, the default: one ROLE=all process; K: one ROLE=api process and K
- * ROLE=worker processes), --local-queue N (WORKER_LOCAL_QUEUE_SIZE, default 0).
+ * A phase is void unless every request it sent is accounted for: accepted, refused (4xx/5xx)
+ * or failed in transport (which voids it too), and every accepted event delivered or still
+ * pending at the cut-off, one second after sending ends; what is pending then is the phase's
+ * "undelivered at end of phase". The rest is let arrive, unmeasured except for its
+ * event-to-receiver latency, for at most two minutes ("backlog not drained" when some is left).
+ *
+ * Flags:
+ *   --quick                 3 s phases and a 10,000 backlog (default: 15 s and 100,000)
+ *   --receiver-delay-ms N   only a receiver that answers N ms after the request arrives
+ *                           (default: one that answers at once, then one after 100 ms)
+ *   --workers N             NUM_WORKERS (default: not set, the service's own default)
+ *   --worker-processes K    0 (default): one ROLE=all process; K: one ROLE=api and K ROLE=worker
+ *   --local-queue N         WORKER_LOCAL_QUEUE_SIZE (default: not set, the service's own: off)
  *
  * CPU per event (service processes / PostgreSQL / the rest of the machine: this bench's load
- * generator and receiver) is read from /proc for three phases: ingest with delivery, ingest
- * alone (the backlog fill), delivery alone (the drain). BENCH_SERVICE_NODE_ARGS adds node flags
- * to the service processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` for a V8 profile of each.
+ * generator and receiver, and anything else running) is read from /proc. BENCH_SERVICE_NODE_ARGS
+ * adds node flags to the service processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
@@ -30,34 +39,52 @@ import {
   line,
   openLoop,
   percentile,
+  sleep,
   startReceiver,
   waitUntil,
+  type Client,
+  type CpuSplit,
+  type LoadResult,
+  type Receiver,
 } from './lib.js';
 import {
   BENCH_JWT_SECRET as JWT_SECRET,
+  databaseCounters,
+  durabilitySettings,
   pendingDeliveries,
   raiseQuotas,
   startBenchDatabase,
   startServiceProcess,
+  type BenchDatabase,
   type ServiceProcess,
 } from './service-process.js';
 
 const quick = process.argv.includes('--quick');
-/** `--name N`: a whole-number flag, or its default. */
-function flag(name: string, fallback: number): number {
+/** `--name N`: a whole-number flag, or undefined when not given. */
+function flag(name: string): number | undefined {
   const i = process.argv.indexOf(`--${name}`);
-  const value = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (i < 0) return undefined;
+  const value = Number(process.argv[i + 1]);
   if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} takes a whole number`);
   return value;
 }
-/** NUM_WORKERS of each delivering process (the service's default unless told). */
-const WORKERS = flag('workers', 10);
+/** NUM_WORKERS of each delivering process; undefined leaves the service's default. */
+const WORKERS = flag('workers');
 /** 0: one process does everything (ROLE=all). K > 0: one ROLE=api process and K ROLE=worker processes. */
-const WORKER_PROCESSES = flag('worker-processes', 0);
-/** WORKER_LOCAL_QUEUE_SIZE of the delivering processes (0 = off, the service's default). */
-const LOCAL_QUEUE = flag('local-queue', 0);
-const SECONDS = quick ? 3 : 10;
+const WORKER_PROCESSES = flag('worker-processes') ?? 0;
+/** WORKER_LOCAL_QUEUE_SIZE of the delivering processes; undefined leaves the service's default (off). */
+const LOCAL_QUEUE = flag('local-queue');
+const RECEIVER_DELAYS_MS = ((delay) => (delay === undefined ? [0, 100] : [delay]))(flag('receiver-delay-ms'));
+const RATES = [250, 500, 1000, 2000, 3000];
+const SATURATION_CLIENTS = 64;
+const SECONDS = quick ? 3 : 15;
 const BACKLOG = quick ? 10_000 : 100_000;
+/** Undelivered is read this long after sending ends. */
+const CUT_OFF_MS = 1000;
+/** The longest a phase waits for its leftovers to arrive before the next one starts. */
+const DRAIN_CAP_MS = 120_000;
+const BACKLOG_DRAIN_CAP_MS = quick ? 180_000 : 900_000;
+const FAN_OUT_WEBHOOKS = 100;
 
 /** The database's own rate for the service's write shape: event + delivery rows and one add_jobs per batch. */
 async function databaseCeiling(
@@ -117,211 +144,356 @@ async function databaseCeiling(
   return events / seconds;
 }
 
+/** A fresh database with the service on it: a tenant `bench` with lifted quotas and its webhooks. */
+interface Stack {
+  database: BenchDatabase;
+  /** The `bench` tenant's client, on the process that answers the API. */
+  client: Client;
+  /** Starts the delivering processes: one ROLE=all, or K ROLE=worker. */
+  startDelivering(): Promise<ServiceProcess[]>;
+  /** CPU per unit of work from now on, of the live service processes and the database. */
+  cpu(): ReturnType<typeof cpuMeter>;
+  /** Stops every service process (gracefully), the database stays. */
+  stopService(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Every service process and database started, for peak RSS and for clean-up after a failure. */
+const started = { processes: [] as ServiceProcess[], databases: [] as BenchDatabase[] };
+
+async function startStack(
+  prefix: string,
+  receiverUrl: string,
+  options: { webhooks?: number; delivery?: boolean; statementStats?: boolean } = {},
+): Promise<Stack> {
+  const database = await startBenchDatabase(prefix, { statementStats: options.statementStats ?? false });
+  started.databases.push(database);
+  const env = {
+    DATABASE_URL: database.url,
+    SSRF_ALLOWLIST: '127.0.0.1/32',
+    ...(WORKERS === undefined ? {} : { NUM_WORKERS: String(WORKERS) }),
+    ...(LOCAL_QUEUE === undefined ? {} : { WORKER_LOCAL_QUEUE_SIZE: String(LOCAL_QUEUE) }),
+  };
+  let live: ServiceProcess[] = [];
+  const launch = async (role: 'all' | 'api' | 'worker', count = 1) => {
+    const processes = await Promise.all(
+      Array.from({ length: count }, () => startServiceProcess({ ...env, ROLE: role })),
+    );
+    started.processes.push(...processes);
+    live.push(...processes);
+    return processes;
+  };
+  const stopService = async () => {
+    await Promise.all(live.map((p) => p.stop()));
+    live = [];
+  };
+  const startDelivering = () => (WORKER_PROCESSES > 0 ? launch('worker', WORKER_PROCESSES) : launch('all'));
+  const [api] = await launch(WORKER_PROCESSES > 0 || options.delivery === false ? 'api' : 'all');
+  if (options.delivery !== false && WORKER_PROCESSES > 0) await startDelivering();
+  await raiseQuotas(api!.baseUrl, 'bench');
+  const client = createClient(api!.baseUrl, await signToken(JWT_SECRET, { tenantId: 'bench' }));
+  for (let i = 0; i < (options.webhooks ?? 1); i++) {
+    const created = await client.post('/webhooks', { url: receiverUrl, event_types: ['bench.*'] });
+    if (created.status !== 201) throw new Error(`webhook create failed: ${created.status} ${created.body}`);
+  }
+  return {
+    database,
+    client,
+    startDelivering,
+    cpu: () => cpuMeter(() => live.map((p) => p.child.pid!), database.postmasterPid),
+    stopService,
+    async stop() {
+      client.close();
+      await stopService();
+      await database.stop();
+    },
+  };
+}
+
+/** One load phase's figures, for its lines and its row of the final table. */
+interface PhaseResult {
+  name: string;
+  receiverDelayMs: number;
+  acceptedPerSec: number;
+  /** POST /events latencies of accepted requests, sorted. */
+  post: number[];
+  /** Event-to-receiver p50 / p95 / p99; Infinity where the percentile falls among undelivered events. */
+  e2e: [number, number, number];
+  /** Deliveries pending at the cut-off. */
+  undelivered: number;
+  /** Accepted events still not at the receiver when the phase gave up waiting (0 when drained). */
+  leftOver: number;
+  /** From the end of sending to the end of the wait for leftovers. */
+  waitedMs: number;
+  deliveredPerSec: number;
+  cpu: CpuSplit;
+  /** Whether every request is accounted for at the cut-off; prints the accounting line. */
+  account(): boolean;
+}
+
+/**
+ * On a fresh stack: `generate` sends `bench.event`s whose payload carries their send time, the
+ * cut-off counts what is undelivered, then the leftovers are given DRAIN_CAP_MS to arrive.
+ */
+async function loadPhase(
+  name: string,
+  receiver: Receiver,
+  generate: (send: (i: number, at: number) => Promise<number>) => Promise<LoadResult>,
+): Promise<PhaseResult> {
+  const stack = await startStack(`hookrelay-bench-${name.replace(/\W+/g, '')}-`, receiver.url);
+  try {
+    receiver.reset();
+    const meter = stack.cpu();
+    await meter.start();
+    const startedAt = Date.now();
+    const run = await generate((i, at) =>
+      stack.client
+        .post('/events', { type: 'bench.event', payload: { i, sent_at: at } })
+        .then((r) => r.status),
+    );
+    const sendEnd = Date.now();
+    const accepted = run.byStatus.get(202) ?? 0;
+    const errors = run.byStatus.get(0) ?? 0;
+    await sleep(sendEnd + CUT_OFF_MS - Date.now());
+    // Pending before the receiver's count: a delivery goes from pending to delivered, never back.
+    const undelivered = await pendingDeliveries(stack.database.url);
+    const deliveredAtCutOff = receiver.distinct();
+    await waitUntil(() => receiver.distinct() >= accepted, DRAIN_CAP_MS);
+    const waitedMs = Date.now() - sendEnd;
+    const delivered = receiver.distinct();
+    const cpu = await meter.per(delivered);
+    const e2e = receiver.takeLatencies().sort((a, b) => a - b);
+    return {
+      name,
+      receiverDelayMs: receiver.delayMs,
+      acceptedPerSec: accepted / run.seconds,
+      post: run.latencies,
+      e2e: [percentile(e2e, 50, accepted), percentile(e2e, 95, accepted), percentile(e2e, 99, accepted)],
+      undelivered,
+      leftOver: Math.max(0, accepted - delivered),
+      waitedMs,
+      deliveredPerSec: delivered / (((receiver.lastAt() ?? Date.now()) - startedAt) / 1000),
+      cpu,
+      account: () =>
+        accountFor(
+          `${name}, ${receiverName(receiver.delayMs)}`,
+          accepted,
+          run.sent - accepted - errors,
+          errors,
+          run.sent,
+          deliveredAtCutOff,
+          undelivered,
+        ),
+    };
+  } finally {
+    await stack.stop();
+  }
+}
+
+const receiverName = (delayMs: number) =>
+  delayMs === 0 ? 'receiver at once' : `receiver after ${delayMs} ms`;
+
+/** A latency in ms; one among undelivered events is shown as more than the time waited for them. */
+const ms = (value: number, waitedMs: number, digits = 1) =>
+  value === Infinity ? `>${fmt(waitedMs)}` : fmt(value, digits);
+
+/** Prints a phase's lines; false when it is void. */
+function printPhase(result: PhaseResult, ceiling: number, saturation: boolean): boolean {
+  const e2e = result.e2e.map((v) => ms(v, result.waitedMs)).join(' / ');
+  if (saturation) {
+    line(
+      `  saturation, ${SATURATION_CLIENTS} clients closed loop: accepted/s`,
+      `${fmt(result.acceptedPerSec)}  (${fmt((result.acceptedPerSec / ceiling) * 100)}% of the ceiling)`,
+    );
+    line('    delivered end to end/s (first send to last delivery)', fmt(result.deliveredPerSec));
+  } else {
+    line(`  offered ${result.name}: accepted/s`, fmt(result.acceptedPerSec));
+  }
+  line(
+    '    POST /events p50 / p99 (ms)',
+    `${fmt(percentile(result.post, 50), 1)} / ${fmt(percentile(result.post, 99), 1)}`,
+  );
+  line(`    event-to-receiver p50 / p95 / p99 (ms${saturation ? ', from the send' : ''})`, e2e);
+  line(
+    `    undelivered at end of phase (${fmt(CUT_OFF_MS / 1000)} s after sending ended)`,
+    fmt(result.undelivered),
+  );
+  line(
+    '    CPU per event delivered (ms): service / PostgreSQL / rest',
+    `${fmt(result.cpu.service, 2)} / ${fmt(result.cpu.database, 2)} / ${fmt(result.cpu.rest, 2)}`,
+  );
+  if (result.leftOver > 0) {
+    line(
+      '    backlog not drained',
+      `${fmt(result.leftOver)} events not delivered ${fmt(result.waitedMs / 1000)} s after sending ended`,
+    );
+  }
+  return result.account();
+}
+
+/** The final table: one row per offered rate (and saturation) and receiver. */
+function printTable(results: PhaseResult[]): void {
+  const rows = [
+    ['receiver', 'offered', 'accepted/s', 'POST p50/p99 (ms)', 'e2e p50/p95/p99 (ms)', 'undelivered at end'],
+    ...results.map((r) => [
+      r.receiverDelayMs === 0 ? 'at once' : `${r.receiverDelayMs} ms`,
+      r.name,
+      fmt(r.acceptedPerSec),
+      `${fmt(percentile(r.post, 50), 1)} / ${fmt(percentile(r.post, 99), 1)}`,
+      r.e2e.map((v) => ms(v, r.waitedMs, 0)).join(' / '),
+      `${fmt(r.undelivered)}${r.leftOver > 0 ? ` (${fmt(r.leftOver)} not drained)` : ''}`,
+    ]),
+  ];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
+  process.stdout.write('\n');
+  for (const row of rows) {
+    process.stdout.write(
+      row.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ') + '\n',
+    );
+  }
+  process.stdout.write('\n');
+}
+
+const cpuLine = (label: string, cpu: CpuSplit) =>
+  line(
+    `  CPU per ${label} (ms): service / PostgreSQL / rest`,
+    `${fmt(cpu.service, 2)} / ${fmt(cpu.database, 2)} / ${fmt(cpu.rest, 2)}`,
+  );
+
 async function main(): Promise<void> {
-  const database = await startBenchDatabase('hookrelay-bench-');
-  const url = database.url;
-  const receiver = await startReceiver();
-  const procs: ServiceProcess[] = [];
+  const benchStart = Date.now();
+  const immediate = await startReceiver(0);
+  const receivers = [immediate];
   let valid = true;
   try {
+    const ceilingDatabase = await startBenchDatabase('hookrelay-bench-ceiling-');
+    started.databases.push(ceilingDatabase);
     process.stdout.write(
       `hookrelay bench — ${os.cpus().length} cores, ${fmt(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}${quick ? ' (quick)' : ''}\n` +
-        `service: ${WORKER_PROCESSES === 0 ? 'one process (ROLE=all)' : `one ROLE=api process + ${WORKER_PROCESSES} ROLE=worker`}, NUM_WORKERS=${WORKERS}, WORKER_LOCAL_QUEUE_SIZE=${LOCAL_QUEUE}\n`,
+        `service: ${WORKER_PROCESSES === 0 ? 'one process (ROLE=all)' : `one ROLE=api process + ${WORKER_PROCESSES} ROLE=worker`}, ` +
+        `NUM_WORKERS=${WORKERS ?? process.env.NUM_WORKERS ?? 'default'}, WORKER_LOCAL_QUEUE_SIZE=${LOCAL_QUEUE ?? process.env.WORKER_LOCAL_QUEUE_SIZE ?? 'default'}\n` +
+        `each phase on a fresh PostgreSQL (${await durabilitySettings(ceilingDatabase.url)}), ${SECONDS} s per offered rate\n`,
     );
-    const ceiling10 = await databaseCeiling(url, quick ? 2 : 5, 10, 8);
-    const ceiling100 = await databaseCeiling(url, quick ? 2 : 5, 100, 8);
+    const ceiling10 = await databaseCeiling(ceilingDatabase.url, quick ? 2 : 5, 10, 8);
+    const ceiling100 = await databaseCeiling(ceilingDatabase.url, quick ? 2 : 5, 100, 8);
+    await ceilingDatabase.stop();
     const ceiling = Math.max(ceiling10, ceiling100);
     line('database ceiling, same writes, 10 events/commit (events/s)', fmt(ceiling10));
     line('database ceiling, same writes, 100 events/commit (events/s)', fmt(ceiling100));
 
-    const delivering = {
-      DATABASE_URL: url,
-      NUM_WORKERS: String(WORKERS),
-      WORKER_LOCAL_QUEUE_SIZE: String(LOCAL_QUEUE),
-      SSRF_ALLOWLIST: '127.0.0.1/32',
-    };
-    /** The delivering processes: one ROLE=all, or ROLE=worker ones beside an API process. */
-    const startDelivering = () =>
-      Promise.all(
-        WORKER_PROCESSES === 0
-          ? [startServiceProcess(delivering)]
-          : Array.from({ length: WORKER_PROCESSES }, () =>
-              startServiceProcess({ ...delivering, ROLE: 'worker' }),
-            ),
+    // 1. Fixed offered rates, then saturation, with each receiver.
+    const results: PhaseResult[] = [];
+    for (const delayMs of RECEIVER_DELAYS_MS) {
+      const receiver = delayMs === 0 ? immediate : await startReceiver(delayMs);
+      if (receiver !== immediate) receivers.push(receiver);
+      process.stdout.write(`\n${receiverName(delayMs)}, open loop, one webhook per event:\n`);
+      for (const rate of RATES) {
+        const result = await loadPhase(`${fmt(rate)}/s`, receiver, (send) => openLoop(rate, SECONDS, send));
+        valid = printPhase(result, ceiling, false) && valid;
+        results.push(result);
+      }
+      const saturation = await loadPhase('saturation', receiver, (send) =>
+        closedLoop(SATURATION_CLIENTS, SECONDS, send),
       );
-    const service = [
-      ...(WORKER_PROCESSES === 0
-        ? []
-        : [await startServiceProcess({ DATABASE_URL: url, ROLE: 'api', SSRF_ALLOWLIST: '127.0.0.1/32' })]),
-      ...(await startDelivering()),
-    ];
-    procs.push(...service);
-    const base = service[0]!.baseUrl;
-    const servicePeakRss = async () => Math.max(...(await Promise.all(service.map((p) => p.peakRss()))));
-    const client = createClient(base, await signToken(JWT_SECRET, { tenantId: 'bench' }));
-    await raiseQuotas(base, 'bench');
-    const created = await client.post('/webhooks', { url: receiver.url, event_types: ['bench.*'] });
-    if (created.status !== 201) throw new Error(`webhook create failed: ${created.status} ${created.body}`);
+      valid = printPhase(saturation, ceiling, true) && valid;
+      results.push(saturation);
+    }
+    process.stdout.write('\n');
 
-    /**
-     * Accounts for a phase at its cut-off, then lets what is still pending arrive before the next
-     * phase starts (unmeasured), so that no phase counts another's deliveries. Pending is read
-     * before the receiver's count: a delivery goes from pending to delivered, never back, so
-     * read in this order none can fall between the two.
-     */
-    const accountAndSettle = async (
-      label: string,
-      accepted: number,
-      refused: number,
-      errors: number,
-      sent: number,
-    ): Promise<boolean> => {
-      const pending = await pendingDeliveries(url);
-      const ok = accountFor(label, accepted, refused, errors, sent, receiver.distinct(), pending);
-      if (pending > 0) await waitUntil(async () => (await pendingDeliveries(url)) === 0, 900_000);
-      return ok;
-    };
-
-    /** CPU per event of a phase, split between the service, PostgreSQL and the rest (load generator, receiver). */
-    const cpuLine = async (label: string, meter: ReturnType<typeof cpuMeter>, units: number) => {
-      const cpu = await meter.per(units);
+    // 2. Fan-out: one event to 100 webhooks.
+    const fan = await startStack('hookrelay-bench-fanout-', immediate.url, { webhooks: FAN_OUT_WEBHOOKS });
+    try {
+      immediate.reset();
+      const fanEvents = quick ? 50 : 200;
+      const fanStart = Date.now();
+      const fanResults = await Promise.all(
+        Array.from({ length: fanEvents }, (_, i) =>
+          fan.client.post('/events', { type: 'bench.fan', payload: { i } }),
+        ),
+      );
+      const expected = fanResults.filter((r) => r.status === 202).length * FAN_OUT_WEBHOOKS;
+      const arrived = await waitUntil(() => immediate.distinct() >= expected, DRAIN_CAP_MS);
       line(
-        `  CPU per ${label} (ms): service / PostgreSQL / rest of the machine`,
-        `${fmt(cpu.service, 2)} / ${fmt(cpu.database, 2)} / ${fmt(cpu.rest, 2)}`,
+        `fan-out, 1 event to ${FAN_OUT_WEBHOOKS} webhooks (deliveries/s)`,
+        `${fmt(immediate.distinct() / (((immediate.lastAt() ?? Date.now()) - fanStart) / 1000))}` +
+          (arrived
+            ? ''
+            : `  (not drained: ${fmt(expected - immediate.distinct())} of ${fmt(expected)} missing)`),
       );
-    };
-
-    const emit = (i: number, sentAt: number) =>
-      client.post('/events', { type: 'bench.event', payload: { i, sent_at: sentAt } }).then((r) => r.status);
-
-    // 1. Ingest at saturation (closed loop), then how fast everything it accepted is delivered.
-    receiver.reset();
-    const satCpu = cpuMeter(() => service.map((p) => p.child.pid!), database.postmasterPid);
-    await satCpu.start();
-    const t0 = Date.now();
-    const sat = await closedLoop(64, SECONDS, emit);
-    const accepted = sat.byStatus.get(202) ?? 0;
-    const ingestRate = accepted / sat.seconds;
-    line(
-      'ingest at saturation, 64 clients (events/s accepted)',
-      `${fmt(ingestRate)}  (${fmt((ingestRate / ceiling) * 100)}% of the ceiling)`,
-    );
-    line(
-      '  POST /events p50 / p99 at saturation (ms)',
-      `${fmt(percentile(sat.latencies, 50), 1)} / ${fmt(percentile(sat.latencies, 99), 1)}`,
-    );
-    await waitUntil(() => receiver.distinct() >= accepted, 120_000);
-    const e2eSeconds = ((receiver.lastAt() ?? Date.now()) - t0) / 1000;
-    line('end-to-end deliveries/s (ingest start to last delivery)', fmt(receiver.distinct() / e2eSeconds));
-    await cpuLine('event accepted and delivered', satCpu, receiver.distinct());
-    valid &&= await accountAndSettle(
-      'saturation',
-      accepted,
-      sat.sent - accepted - (sat.byStatus.get(0) ?? 0),
-      sat.byStatus.get(0) ?? 0,
-      sat.sent,
-    );
-
-    // 2. Event-to-receiver latency at fixed offered rates: one well under capacity, then the targets'.
-    for (const rate of [200, 1000, 3000]) {
-      receiver.reset();
-      const run = await openLoop(rate, SECONDS, emit);
-      const ok = run.byStatus.get(202) ?? 0;
-      await waitUntil(() => receiver.distinct() >= ok, 60_000);
-      const lat = receiver.takeLatencies().sort((a, b) => a - b);
-      // Over the time the generator actually took: a service that falls behind stretches it.
-      line(`offered ${rate}/s: accepted/s`, fmt(ok / run.seconds));
-      line(
-        `  POST /events p50 / p99 (ms)`,
-        `${fmt(percentile(run.latencies, 50), 1)} / ${fmt(percentile(run.latencies, 99), 1)}`,
-      );
-      line(
-        `  event-to-receiver p50 / p95 / p99 (ms)`,
-        `${fmt(percentile(lat, 50), 1)} / ${fmt(percentile(lat, 95), 1)} / ${fmt(percentile(lat, 99), 1)}`,
-      );
-      valid &&= await accountAndSettle(
-        `${rate}/s`,
-        ok,
-        run.sent - ok - (run.byStatus.get(0) ?? 0),
-        run.byStatus.get(0) ?? 0,
-        run.sent,
-      );
+    } finally {
+      await fan.stop();
     }
 
-    // 3. Fan-out: one event to 100 webhooks.
-    const fanClient = createClient(base, await signToken(JWT_SECRET, { tenantId: 'fanout' }));
-    await raiseQuotas(base, 'fanout');
-    for (let i = 0; i < 100; i++) {
-      const res = await fanClient.post('/webhooks', { url: receiver.url, event_types: ['fan.*'] });
-      if (res.status !== 201) throw new Error(`webhook create failed: ${res.status} ${res.body}`);
+    // 3. A backlog: filled by an API-only process (delivery off), then drained by the delivering processes.
+    const backlog = await startStack('hookrelay-bench-backlog-', immediate.url, {
+      delivery: false,
+      statementStats: true,
+    });
+    try {
+      let filled = 0;
+      const fillCpu = backlog.cpu();
+      await fillCpu.start();
+      const fillStart = Date.now();
+      await closedLoop(
+        SATURATION_CLIENTS,
+        600,
+        async (i) => {
+          const r = await backlog.client.post('/events', { type: 'bench.backlog', payload: { i } });
+          if (r.status === 202) filled++;
+          return r.status;
+        },
+        () => filled >= BACKLOG,
+      );
+      line(
+        'backlog fill, ROLE=api, no delivery (events/s; target ≥ 6,000)',
+        fmt(filled / ((Date.now() - fillStart) / 1000)),
+      );
+      cpuLine('event accepted', await fillCpu.per(filled));
+      await backlog.stopService();
+      immediate.reset();
+      const before = await databaseCounters(backlog.database);
+      const drainers = await backlog.startDelivering();
+      const drainCpu = backlog.cpu();
+      await drainCpu.start();
+      const drained = await waitUntil(() => immediate.distinct() >= filled, BACKLOG_DRAIN_CAP_MS);
+      const delivered = immediate.distinct();
+      const drainSeconds = ((immediate.lastAt() ?? Date.now()) - (immediate.firstAt() ?? Date.now())) / 1000;
+      line(
+        `backlog drain, ${fmt(filled)} deliveries (deliveries/s)`,
+        fmt(delivered / drainSeconds) +
+          (drained ? '' : `  (not drained: ${fmt(filled - delivered)} missing)`),
+      );
+      cpuLine('delivery', await drainCpu.per(delivered));
+      line(
+        '  peak RSS of the draining service, largest process (MB)',
+        fmt(Math.max(...(await Promise.all(drainers.map((p) => p.peakRss()))))),
+      );
+      await backlog.stopService();
+      // Read after the processes stop: a backend's counts reach pg_stat_database when it idles or exits.
+      const after = await databaseCounters(backlog.database);
+      line(
+        '  statements per delivery (pg_stat_statements, top level)',
+        fmt((after.statements - before.statements) / delivered, 2),
+      );
+      line(
+        '  transactions per delivery (pg_stat_database)',
+        fmt((after.transactions - before.transactions) / delivered, 2),
+      );
+    } finally {
+      await backlog.stop();
     }
-    receiver.reset();
-    const fanEvents = quick ? 50 : 200;
-    const fanStart = Date.now();
-    const fanResults = await Promise.all(
-      Array.from({ length: fanEvents }, (_, i) =>
-        fanClient.post('/events', { type: 'fan.out', payload: { i } }),
-      ),
-    );
-    const fanAccepted = fanResults.filter((r) => r.status === 202).length;
-    await waitUntil(() => receiver.distinct() >= fanAccepted * 100, 120_000);
-    line(
-      'fan-out, 1 event to 100 webhooks (deliveries/s)',
-      fmt(receiver.distinct() / (((receiver.lastAt() ?? Date.now()) - fanStart) / 1000)),
-    );
-    line('peak RSS of the service so far, largest process (MB)', fmt(await servicePeakRss()));
-    fanClient.close();
-    client.close();
-    await Promise.all(service.map((p) => p.stop()));
 
-    // 4. Drain a backlog: fill it with an API-only process, then let the delivering processes drain it.
-    const api = await startServiceProcess({ DATABASE_URL: url, ROLE: 'api' });
-    procs.push(api);
-    const apiClient = createClient(api.baseUrl, await signToken(JWT_SECRET, { tenantId: 'bench' }));
-    let filled = 0;
-    const fillCpu = cpuMeter(() => [api.child.pid!], database.postmasterPid);
-    await fillCpu.start();
-    const fillStart = Date.now();
-    await closedLoop(
-      64,
-      600,
-      async (i) => {
-        const r = await apiClient.post('/events', { type: 'bench.backlog', payload: { i } });
-        if (r.status === 202) filled++;
-        return r.status;
-      },
-      () => filled >= BACKLOG,
-    );
-    line(
-      `backlog fill, API-only process (events/s accepted)`,
-      fmt(filled / ((Date.now() - fillStart) / 1000)),
-    );
-    await cpuLine('event accepted', fillCpu, filled);
-    apiClient.close();
-    await api.stop();
-    receiver.reset();
-    const drainers = await startDelivering();
-    procs.push(...drainers);
-    const drainCpu = cpuMeter(() => drainers.map((p) => p.child.pid!), database.postmasterPid);
-    await drainCpu.start();
-    await waitUntil(() => receiver.distinct() >= filled, 600_000);
-    const drainSeconds = ((receiver.lastAt() ?? Date.now()) - (receiver.firstAt() ?? Date.now())) / 1000;
-    line(`backlog drain, ${fmt(filled)} deliveries (deliveries/s)`, fmt(receiver.distinct() / drainSeconds));
-    await cpuLine('delivery', drainCpu, receiver.distinct());
-    line(
-      'peak RSS of the draining service, largest process (MB)',
-      fmt(Math.max(...(await Promise.all(drainers.map((p) => p.peakRss()))))),
-    );
-    await Promise.all(drainers.map((p) => p.stop()));
     line(
       'peak RSS, largest of the service processes (MB)',
-      fmt(Math.max(...(await Promise.all(procs.map((p) => p.peakRss()))))),
+      fmt(Math.max(...(await Promise.all(started.processes.map((p) => p.peakRss()))))),
     );
+    printTable(results);
+    line('run time (min)', fmt((Date.now() - benchStart) / 60_000, 1));
     line('result', valid ? 'valid: every event accounted for' : 'VOID: some events are not accounted for');
   } finally {
-    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-    await receiver.close();
-    await database.stop();
+    for (const p of started.processes) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    await Promise.all(receivers.map((r) => r.close()));
+    for (const database of started.databases) await database.stop().catch(() => undefined);
   }
   if (!valid) process.exitCode = 1;
 }

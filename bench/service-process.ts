@@ -22,16 +22,27 @@ export const BENCH_JWT_SECRET = 'bench-secret-0123456789abcdef';
 
 export interface BenchDatabase {
   url: string;
+  /** Whether pg_stat_statements is loaded and created in the database (see startBenchDatabase). */
+  statementStats: boolean;
   /** The server's postmaster (line 1 of postmaster.pid), for CPU accounting; undefined if unreadable. */
   postmasterPid: number | undefined;
   /** Stops the server and removes its directory. */
   stop(): Promise<void>;
 }
 
-/** A fresh, migrated embedded PostgreSQL under the system's temporary directory. */
-export async function startBenchDatabase(prefix: string): Promise<BenchDatabase> {
+/**
+ * A fresh, migrated embedded PostgreSQL under the system's temporary directory, with the
+ * server's defaults for durability (fsync and synchronous_commit on). With `statementStats`,
+ * pg_stat_statements is loaded (which takes a restart: shared_preload_libraries) and created
+ * in the database, so that statements can be counted.
+ */
+export async function startBenchDatabase(
+  prefix: string,
+  options: { statementStats?: boolean } = {},
+): Promise<BenchDatabase> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
-  const server = await startEmbeddedPostgres({ dataDir, databaseName: 'bench' }).catch(async (err) => {
+  const start = () => startEmbeddedPostgres({ dataDir, databaseName: 'bench' });
+  let server = await start().catch(async (err) => {
     await fs.rm(dataDir, { recursive: true, force: true });
     throw err;
   });
@@ -39,7 +50,18 @@ export async function startBenchDatabase(prefix: string): Promise<BenchDatabase>
     await server.stop();
     await fs.rm(dataDir, { recursive: true, force: true });
   };
+  const statementStats = options.statementStats ?? false;
   try {
+    if (statementStats) {
+      await withClient(server.adminConnectionString, (client) =>
+        client.query(`alter system set shared_preload_libraries = 'pg_stat_statements'`),
+      );
+      await server.stop();
+      server = await start();
+      await withClient(server.connectionString, (client) =>
+        client.query('create extension if not exists pg_stat_statements'),
+      );
+    }
     const handle = createDatabase(server.connectionString, { max: 4 });
     await migrate(handle.pool);
     await handle.close();
@@ -49,7 +71,17 @@ export async function startBenchDatabase(prefix: string): Promise<BenchDatabase>
   }
   const pidFile = await fs.readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').catch(() => '');
   const postmasterPid = Number(pidFile.split('\n')[0]) || undefined;
-  return { url: server.connectionString, postmasterPid, stop };
+  return { url: server.connectionString, statementStats, postmasterPid, stop };
+}
+
+async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.end();
+  }
 }
 
 export interface ServiceProcess {
@@ -60,6 +92,9 @@ export interface ServiceProcess {
   peakRss(): Promise<number>;
   stop(): Promise<void>;
 }
+
+/** How long a service process gets to stop after SIGTERM before it is killed. */
+const STOP_TIMEOUT_MS = 30_000;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -133,7 +168,10 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
       if (child.exitCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
+      // A graceful stop that hangs must not hang the bench.
+      const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
       await exited;
+      clearTimeout(killer);
     },
   };
 }
@@ -157,14 +195,45 @@ export async function raiseQuotas(baseUrl: string, tenant: string): Promise<void
 
 /** Deliveries not yet delivered: queued, in flight, or waiting for a retry. */
 export async function pendingDeliveries(url: string): Promise<number> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ n: number }>(
+  const { rows } = await withClient(url, (client) =>
+    client.query<{ n: number }>(
       `select count(*)::int as n from deliveries where status in ('pending', 'failed')`,
+    ),
+  );
+  return rows[0]?.n ?? 0;
+}
+
+export interface DatabaseCounters {
+  /** Top-level statements run in the database so far (pg_stat_statements); NaN without it. */
+  statements: number;
+  /** Transactions committed or rolled back in the database so far (pg_stat_database). */
+  transactions: number;
+}
+
+/** What the database has run so far; between two readings, how many statements and transactions a phase took. */
+export async function databaseCounters(database: BenchDatabase): Promise<DatabaseCounters> {
+  return withClient(database.url, async (client) => {
+    const { rows } = await client.query<{ transactions: string }>(
+      `select xact_commit + xact_rollback as transactions from pg_stat_database where datname = current_database()`,
     );
-    return rows[0]?.n ?? 0;
-  } finally {
-    await client.end();
-  }
+    let statements = NaN;
+    if (database.statementStats) {
+      const result = await client.query<{ calls: string | null }>(
+        `select sum(calls) as calls from pg_stat_statements
+          where dbid = (select oid from pg_database where datname = current_database())`,
+      );
+      statements = Number(result.rows[0]?.calls ?? 0);
+    }
+    return { statements, transactions: Number(rows[0]?.transactions ?? NaN) };
+  });
+}
+
+/** The server's fsync and synchronous_commit settings, e.g. "fsync on, synchronous_commit on". */
+export async function durabilitySettings(url: string): Promise<string> {
+  return withClient(url, async (client) => {
+    const { rows } = await client.query<{ name: string; setting: string }>(
+      `select name, setting from pg_settings where name in ('fsync', 'synchronous_commit') order by name`,
+    );
+    return rows.map((r) => `${r.name} ${r.setting}`).join(', ');
+  });
 }
