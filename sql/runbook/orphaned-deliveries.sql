@@ -1,8 +1,13 @@
--- Deliveries that wait for an attempt but have no job.
--- Answers: is any pending or failed (retry scheduled) delivery missing its graphile-worker job
--- (job_key delivery:<id>), so that nothing would ever send it? Every writer commits the
--- delivery row and its job together, so this should be empty: rows here are a bug to report.
--- Send one again with POST /deliveries/:id/retry (audited), not by inserting jobs by hand.
+-- Deliveries that wait for an attempt but that nothing will send.
+-- Answers: is any pending or failed (retry scheduled) delivery held by no delivery lease (in
+-- flight) and named at its next attempt (attempt_count + 1) by no graphile-worker job that can
+-- still run (task deliver, payload {"tenant_id", "deliveries": [{"id", "attempt"}, ...]}, or the
+-- older {"delivery_id", "attempt"})? A job naming another attempt skips the delivery, and one
+-- that has given up (attempts spent) runs no more. Every writer commits the delivery row and
+-- its job together, and a lease's holder (or the stale-worker sweep) queues the delivery
+-- again, so this should be empty: rows here are a bug to report. Send a failed one again with
+-- POST /deliveries/:id/retry (audited), not by inserting jobs by hand; that endpoint refuses a
+-- pending one (409, as queued), so report those with their ids.
 -- Run: psql "$DATABASE_URL" -X -f sql/runbook/orphaned-deliveries.sql
 --      optional: -v older_than='5 minutes'   (ignore deliveries changed more recently)
 \set ON_ERROR_STOP on
@@ -11,6 +16,21 @@
   \set older_than '1 minute'
 \endif
 
+with deliver_jobs as materialized (
+  select j.payload
+  from graphile_worker._private_jobs j
+  join graphile_worker._private_tasks t on t.id = j.task_id and t.identifier = 'deliver'
+  where j.attempts < j.max_attempts
+), named as materialized (
+  select (item->>'id')::uuid as delivery_id, (item->>'attempt')::int as attempt
+  from deliver_jobs,
+       json_array_elements(case when json_typeof(payload->'deliveries') = 'array'
+                                then payload->'deliveries' end) item
+  union
+  select (payload->>'delivery_id')::uuid, (payload->>'attempt')::int
+  from deliver_jobs
+  where payload->>'delivery_id' is not null
+)
 select
   d.tenant_id,
   d.webhook_id,
@@ -22,8 +42,7 @@ select
 from deliveries d
 where d.status in ('pending', 'failed')
   and d.updated_at < now() - :'older_than'::interval
-  and not exists (
-    select 1 from graphile_worker.jobs j where j.key = 'delivery:' || d.id::text
-  )
+  and not exists (select 1 from delivery_leases l where l.delivery_id = d.id)
+  and not exists (select 1 from named n where n.delivery_id = d.id and n.attempt = d.attempt_count + 1)
 order by d.updated_at
 limit 100;

@@ -1,9 +1,14 @@
--- Release the jobs (and delivery leases) held by dead workers.
+-- Release the jobs and delivery leases held by dead workers, and queue their deliveries again.
 -- Answers: "workers died and their deliveries are stuck". Does by hand what the service's
 -- heartbeat sweeper does: for every worker whose heartbeat is older than older_than (or that
--- has none) and that holds a lock older than older_than, graphile_worker.force_unlock_workers
--- makes its jobs available again, and its rows in delivery_leases are deleted. A job released
--- from a worker that was in fact alive may be sent twice; receivers de-duplicate on webhook-id.
+-- has none) and that holds a job lock or a lease older than older_than,
+-- graphile_worker.force_unlock_workers makes its jobs available again, its rows in
+-- delivery_leases are deleted, and each of those deliveries still pending or failed is queued
+-- again at the attempt it was making (attempt_count + 1), in jobs of the service's shape (task
+-- deliver, one tenant's deliveries each, at most 200, flag t:<tenant>; src/delivery/enqueue.ts),
+-- due now and first in line (priority 0). A delivery released from a worker that was in fact
+-- alive may be sent twice; receivers de-duplicate on webhook-id, and its attempt is recorded
+-- once.
 -- Look first with sql/runbook/stuck-jobs.sql.
 -- Run: psql "$DATABASE_URL" -X -f sql/runbook/release-stuck-jobs.sql
 --      optional: -v older_than='2 minutes'   (default 5 minutes)
@@ -50,7 +55,35 @@ order by r.worker_id;
 
 select graphile_worker.force_unlock_workers(array(select worker_id from released_workers))
   as jobs_unlocked;
-delete from delivery_leases where worker_id in (select worker_id from released_workers);
+
+\echo 'Deliveries in flight on them, queued again:'
+with released as (
+  delete from delivery_leases
+  where worker_id in (select worker_id from released_workers)
+  returning delivery_id
+), due as (
+  select d.id, d.tenant_id, d.attempt_count + 1 as attempt,
+         (row_number() over (partition by d.tenant_id order by d.id) - 1) / 200 as chunk
+  from deliveries d
+  where d.id in (select delivery_id from released)
+    and d.status in ('pending', 'failed')
+), added as (
+  select * from graphile_worker.add_jobs(array(
+    select row(
+             'deliver',
+             json_build_object('tenant_id', tenant_id,
+                               'deliveries', json_agg(json_build_object('id', id, 'attempt', attempt) order by id)),
+             null, now(), 25, null, 0, array['t:' || tenant_id]
+           )::graphile_worker.job_spec
+    from due
+    group by tenant_id, chunk
+  ))
+)
+select
+  (select count(*) from released) as leases_deleted,
+  (select count(*) from due) as deliveries_queued,
+  (select count(*) from added) as jobs_added;
+
 delete from worker_heartbeats where worker_id in (select worker_id from released_workers);
 
 commit;

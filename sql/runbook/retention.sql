@@ -5,8 +5,9 @@
 -- each table. Changes nothing. The rules are those of src/retention/retention-repository.ts:
 -- an event goes (with its deliveries and their attempts) when it is older than the period, has
 -- no dead letter, and every delivery is finished (succeeded, or dead with its DLQ entry
--- deleted), unchanged within the period and without a job; an attempt older than the period
--- goes when its delivery is finished and not in the DLQ; an idempotency key after 24 hours.
+-- deleted) and unchanged within the period (a job still naming a finished delivery skips it,
+-- so it keeps nothing); an attempt older than the period goes when its delivery is finished and
+-- not in the DLQ; an idempotency key after 24 hours.
 -- Pass the deployment's RETENTION_DAYS as retention. RETENTION_DAYS=0 means no sweep runs at
 -- all, whatever this file counts.
 -- Run: psql "$DATABASE_URL" -X -f sql/runbook/retention.sql
@@ -30,9 +31,7 @@ with cutoff as (
             where d.event_id = e.id
               and (   d.status not in ('succeeded', 'dead')
                    or d.updated_at >= c.at
-                   or exists (select 1 from dlq q where q.delivery_id = d.id)
-                   or exists (select 1 from graphile_worker._private_jobs j
-                               where j.key = 'delivery:' || d.id::text)))
+                   or exists (select 1 from dlq q where q.delivery_id = d.id)))
 ), their_deliveries as (
   select d.id from deliveries d where d.event_id in (select id from removable_events)
 ), old_attempts as (
@@ -70,10 +69,6 @@ from (
         then 'a delivery pending or failed (retry scheduled)'
       when exists (select 1 from deliveries d where d.event_id = e.id and d.status = 'paused')
         then 'a delivery paused (webhook disabled)'
-      when exists (select 1 from deliveries d
-                    join graphile_worker._private_jobs j on j.key = 'delivery:' || d.id::text
-                    where d.event_id = e.id)
-        then 'a delivery with a job'
       when exists (select 1 from deliveries d
                     where d.event_id = e.id and d.updated_at >= now() - :'retention'::interval)
         then 'a delivery changed within the period'

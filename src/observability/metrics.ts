@@ -54,7 +54,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     queueDepth: new client.Gauge({
       name: 'webhook_queue_depth',
-      help: 'Delivery jobs waiting in graphile_worker (due now or later, not locked).',
+      help: 'Deliveries waiting to be sent: pending, or failed with a retry due now or later; not in flight, paused or dead.',
       registers,
     }),
     oldestJobAge: new client.Gauge({

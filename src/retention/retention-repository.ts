@@ -6,10 +6,11 @@
  *   own text (microseconds intact), so every batch of a run draws the same line.
  * finished delivery: `succeeded`, or `dead` without a `dlq` row (its dead letter was deleted).
  *   `pending`, `failed` and `paused` deliveries are waiting for something and are never touched.
- * removable event: created before the cutoff, with no `dlq` row, and every delivery finished,
- *   unchanged since the cutoff and without a graphile-worker job (job key `delivery:<id>`). It
- *   leaves with its deliveries and their attempts. An event with one unfinished delivery keeps
- *   all of them: `GET /events/:id` shows an event with every delivery or not at all.
+ * removable event: created before the cutoff, with no `dlq` row, and every delivery finished
+ *   and unchanged since the cutoff. It leaves with its deliveries and their attempts. An event
+ *   with one unfinished delivery keeps all of them: `GET /events/:id` shows an event with every
+ *   delivery or not at all. A job still naming a finished delivery does not keep it: the job
+ *   skips a delivery that is not due or is gone (src/delivery/enqueue.ts).
  * old attempt: a `delivery_attempts` row made before the cutoff whose delivery is finished.
  *   Attempts of a dead letter, or of a delivery still in a series, are kept with it.
  * expired idempotency key: older than the 24 h it is honoured for; every reader already
@@ -61,9 +62,7 @@ function removableEvent(cutoff: DatabaseTime): RawBuilder<unknown> {
            where d.event_id = e.id
              and (   d.status not in ('succeeded', 'dead')
                   or d.updated_at >= ${cutoff}::timestamptz
-                  or exists (select 1 from dlq q where q.delivery_id = d.id)
-                  or exists (select 1 from graphile_worker._private_jobs j
-                              where j.key = 'delivery:' || d.id::text)))`;
+                  or exists (select 1 from dlq q where q.delivery_id = d.id)))`;
 }
 
 /** `and (time, id) > position`: a batch that starts where the previous one of the run stopped. */

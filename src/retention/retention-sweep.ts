@@ -2,8 +2,8 @@
  * Data retention: keeps the hot tables from growing without end. Finished events (with their
  * deliveries and attempts) older than RETENTION_DAYS (default 30), attempts of finished
  * deliveries older than that, and idempotency keys past their 24 h are deleted in batches
- * (retention-repository.ts says exactly what qualifies). Nothing a DLQ entry, an unfinished
- * delivery or a waiting job needs is touched. RETENTION_DAYS=0 keeps everything: no sweep runs.
+ * (retention-repository.ts says exactly what qualifies). Nothing a DLQ entry or an unfinished
+ * delivery needs is touched. RETENTION_DAYS=0 keeps everything: no sweep runs.
  *
  * Not swept: `audit_log` (the audit trail is kept for good), `dlq` (dead letters leave by
  * retry or `DELETE /dlq/:id`), and graphile-worker's jobs (it deletes a job when it completes).

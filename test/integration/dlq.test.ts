@@ -417,7 +417,9 @@ describe('POST /deliveries/:id/retry', () => {
     // longer due and sends nothing.
     const stale = (await jobsOf(db(), id)).filter((job) => job.payload.attempt === 2);
     expect(stale).toHaveLength(1);
-    await sql`update graphile_worker._private_jobs set run_at = now() where id = ${stale[0]!.id}`.execute(db());
+    await sql`update graphile_worker._private_jobs set run_at = now() where id = ${stale[0]!.id}`.execute(
+      db(),
+    );
     await waitFor(async () => ((await jobsOf(db(), id)).length === 0 ? true : undefined));
     expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([id]);
     const detail = await svc.call('GET', `/deliveries/${id}`, { token: ivan });

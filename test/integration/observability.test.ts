@@ -3,14 +3,14 @@
  * database (queue depth, oldest due job, DLQ size), counters moved by real deliveries (retries
  * by attempt, SSRF blocks, outcomes), no label value that names a tenant, webhook, delivery or
  * URL, and the METRICS_PORT listener of a ROLE=worker process. Also the gauge query at 100 000
- * waiting jobs: its plan and time are printed, its figures checked.
+ * waiting deliveries: its plan and time are printed, its figures checked.
  */
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../../src/db/database.js';
 import { queueFiguresQuery, readQueueFigures } from '../../src/observability/queue-gauges.js';
 import { createTestDatabase } from '../helpers/database.js';
-import { queueDelivery } from '../helpers/fixtures.js';
+import { jobsOf, queueDelivery, queueMany } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/process.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { startTestService, type TestService } from '../helpers/service.js';
@@ -179,8 +179,8 @@ describe('metrics of a service that delivers', () => {
 });
 
 describe('queue gauges', () => {
-  it('count waiting delivery jobs (not locked ones), the oldest due job and the DLQ', async () => {
-    // No workers: jobs stay where the test puts them.
+  it('count deliveries waiting to be sent (not in flight), the oldest due job (not locked ones) and the DLQ', async () => {
+    // No workers: rows and jobs stay where the test puts them.
     const app = await startTestService({ NUM_WORKERS: '0' });
     try {
       const db = app.service.database.db;
@@ -194,21 +194,46 @@ describe('queue gauges', () => {
       expect(valueOf(samples, 'dlq_size')).toBe(0);
 
       const queued = [];
-      for (let i = 0; i < 4; i++) queued.push(await queueDelivery(db, { url: 'http://127.0.0.1:9/x' }));
-      // One job due 90 s ago, one due in an hour, one locked by a worker: 3 waiting, oldest 90 s.
-      const jobKey = (deliveryId: string) => `delivery:${deliveryId}`;
-      await sql`update graphile_worker._private_jobs set run_at = now() - interval '90 seconds'
-                 where key = ${jobKey(queued[0]!.deliveryId)}`.execute(db);
-      await sql`update graphile_worker._private_jobs set run_at = now() + interval '1 hour'
-                 where key = ${jobKey(queued[1]!.deliveryId)}`.execute(db);
-      await sql`update graphile_worker._private_jobs set locked_at = now(), locked_by = 'test'
-                 where key = ${jobKey(queued[2]!.deliveryId)}`.execute(db);
+      for (let i = 0; i < 6; i++) queued.push(await queueDelivery(db, { url: 'http://127.0.0.1:9/x' }));
+      const jobOf = async (deliveryId: string) => (await jobsOf(db, deliveryId))[0]!.id;
+      const setJob = async (deliveryId: string, change: ReturnType<typeof sql>) =>
+        sql`update graphile_worker._private_jobs set ${change} where id = ${await jobOf(deliveryId)}`.execute(
+          db,
+        );
+      const setDelivery = (deliveryId: string, change: ReturnType<typeof sql>) =>
+        sql`update deliveries set ${change} where id = ${deliveryId}`.execute(db);
+      const [due, retryLater, inFlight, dead, loading, paused] = queued.map((q) => q!);
+      // Waiting: one due 90 s ago; one failed with its retry in an hour; one whose job a worker
+      // has locked, due 5 minutes ago (its delivery waits, but a locked job is no waiting job).
+      await setJob(due!.deliveryId, sql`run_at = now() - interval '90 seconds'`);
+      await setDelivery(
+        retryLater!.deliveryId,
+        sql`status = 'failed', attempt_count = 1, next_attempt_at = now() + interval '1 hour'`,
+      );
+      await setJob(retryLater!.deliveryId, sql`run_at = now() + interval '1 hour'`);
+      await setJob(
+        loading!.deliveryId,
+        sql`run_at = now() - interval '5 minutes', locked_at = now(), locked_by = 'test'`,
+      );
+      // Not waiting: one in flight (its lease taken, its job done), one dead in the DLQ, one paused.
+      await sql`insert into delivery_leases (delivery_id, tenant_id, worker_id)
+                values (${inFlight!.deliveryId}, ${inFlight!.tenantId}, 'test')`.execute(db);
+      await setDelivery(dead!.deliveryId, sql`status = 'dead', attempt_count = 6`);
       await sql`insert into dlq (delivery_id, tenant_id, webhook_id, event_id, last_error, attempts)
-                values (${queued[3]!.deliveryId}, ${queued[3]!.tenantId}, ${queued[3]!.webhookId},
-                        ${queued[3]!.eventId}, 'HTTP 500: Internal Server Error', 6)`.execute(db);
+                values (${dead!.deliveryId}, ${dead!.tenantId}, ${dead!.webhookId},
+                        ${dead!.eventId}, 'HTTP 500: Internal Server Error', 6)`.execute(db);
+      await setDelivery(paused!.deliveryId, sql`status = 'paused'`);
+      for (const gone of [inFlight!, dead!, paused!]) {
+        await sql`delete from graphile_worker._private_jobs where id = ${await jobOf(gone.deliveryId)}`.execute(
+          db,
+        );
+      }
+      // Deliveries, not jobs: one job naming five waiting deliveries counts five.
+      const batch = await queueMany(db, due!.tenantId, due!.webhookId, 5);
+      expect(new Set(await Promise.all(batch.map(jobOf))).size).toBe(1);
 
       samples = await refreshAndScrape();
-      expect(valueOf(samples, 'webhook_queue_depth')).toBe(3);
+      expect(valueOf(samples, 'webhook_queue_depth')).toBe(3 + 5);
       const age = valueOf(samples, 'webhook_queue_oldest_job_age_seconds')!;
       expect(age).toBeGreaterThanOrEqual(90);
       expect(age).toBeLessThan(120);
@@ -218,23 +243,57 @@ describe('queue gauges', () => {
     }
   });
 
-  it('reads 100 000 waiting jobs with one cheap statement (plan and time printed)', async () => {
+  it('reads 100 000 waiting deliveries among 300 000 with one cheap statement (plan and time printed)', async () => {
     const database = await createTestDatabase();
     const handle = createDatabase(database.url, { max: 2 });
     try {
       const db = handle.db;
+      // 20 tenants, a webhook and an event each. Deliveries: 100 000 waiting (90 000 pending,
+      // 10 000 failed with a retry scheduled), 1 000 of them in flight (leased); and 200 000
+      // finished or paused, the history the depth must not read.
+      await sql`
+        with t as (
+          insert into tenants (id) select 't-' || i from generate_series(1, 20) i returning id
+        ), w as (
+          insert into webhooks (id, tenant_id, url, event_types, secret)
+          select gen_random_uuid(), id, 'https://hooks.example.test/in', '{*}', 'whsec_x' from t
+          returning id, tenant_id
+        ), e as (
+          insert into events (id, tenant_id, type, payload)
+          select gen_random_uuid(), tenant_id, 'order.created', '{}' from w
+          returning id, tenant_id
+        )
+        insert into deliveries (id, event_id, webhook_id, tenant_id, status, attempt_count, next_attempt_at)
+        select gen_random_uuid(), e.id, w.id, w.tenant_id,
+               case when i <= 90000 then 'pending' when i <= 100000 then 'failed'
+                    when i <= 290000 then 'succeeded' when i <= 295000 then 'dead' else 'paused' end,
+               case when i <= 90000 then 0 else 1 end,
+               case when i > 90000 and i <= 100000 then now() + interval '1 minute' end
+          from generate_series(1, 300000) i
+          join w on w.tenant_id = 't-' || (i % 20 + 1)
+          join e on e.tenant_id = w.tenant_id
+      `.execute(db);
+      await sql`
+        insert into delivery_leases (delivery_id, tenant_id, worker_id)
+        select id, tenant_id, 'test' from deliveries where status = 'pending' limit 1000
+      `.execute(db);
+      // A job for every waiting delivery (the most jobs there can be: one delivery each), due
+      // over the last 100 000 s; 1 000 locked by a worker (the newest, so the oldest stays).
       await sql`
         select graphile_worker.add_jobs(array(
-          select row('deliver', json_build_object('delivery_id', gen_random_uuid(), 'attempt', 1),
-                     null, now() - make_interval(secs => i), 25, null, i % 1000, null
+          select row('deliver',
+                     json_build_object('tenant_id', d.tenant_id, 'deliveries',
+                       json_build_array(json_build_object('id', d.id, 'attempt', d.attempt_count + 1))),
+                     null, now() - make_interval(secs => d.i), 25, null, d.i % 100, array['t:' || d.tenant_id]
                  )::graphile_worker.job_spec
-            from generate_series(1, 100000) as i))
+            from (select id, tenant_id, attempt_count, row_number() over (order by id) as i
+                    from deliveries where status in ('pending', 'failed')) d))
       `.execute(db);
       await sql`update graphile_worker._private_jobs set locked_at = now(), locked_by = 'test'
-                 where id in (select id from graphile_worker._private_jobs order by id limit 1000)`.execute(
+                 where id in (select id from graphile_worker._private_jobs order by run_at desc limit 1000)`.execute(
         db,
       );
-      await sql`vacuum analyze graphile_worker._private_jobs`.execute(db);
+      await sql`vacuum analyze deliveries, delivery_leases, graphile_worker._private_jobs`.execute(db);
 
       const started = performance.now();
       const figures = await readQueueFigures(db);
@@ -249,18 +308,22 @@ describe('queue gauges', () => {
         `.execute(trx);
         return rows.map((row) => row['QUERY PLAN']).join('\n');
       };
-      // With nearly every job waiting, PostgreSQL rightly prefers reading the table once; the
-      // partial index of waiting jobs (which carries task_id and run_at) is the plan when few
-      // are. Both are printed: the figure is what matters, not which plan.
+      // The depth reads the waiting deliveries through the (tenant_id, status) index, never the
+      // finished ones. With nearly every job waiting, PostgreSQL rightly prefers reading the
+      // jobs table once; the partial index of waiting jobs is the plan when few are. Both are
+      // printed: the figures are what matters, and that no plan reads the deliveries table.
       const chosen = await explain(db);
       const indexOnly = await db.transaction().execute(async (trx) => {
         await sql`set local enable_seqscan = off`.execute(trx);
         return explain(trx);
       });
       console.log(
-        `queue gauges at 100 000 jobs (99 000 waiting): first read ${elapsedMs.toFixed(1)} ms\n` +
+        `queue gauges at 100 000 waiting deliveries of 300 000 (1 000 leased), one job each (1 000 locked): ` +
+          `first read ${elapsedMs.toFixed(1)} ms\n` +
           `plan chosen:\n${chosen}\n\nplan without table scans:\n${indexOnly}`,
       );
+      expect(chosen).toMatch(/Index Only Scan using deliveries_tenant_status_idx on deliveries/);
+      expect(chosen).not.toMatch(/Seq Scan on deliveries/);
       expect(indexOnly).toMatch(/Index (Only )?Scan using jobs_(main|no_queue)_index/);
     } finally {
       await handle.close();

@@ -1,7 +1,8 @@
 /**
  * Data retention against a real PostgreSQL: old rows inserted with SQL, timestamps in the past.
- * Finished events older than the period leave with their deliveries and attempts, in batches;
- * whatever a DLQ entry, an unfinished delivery or a job needs stays; so does everything recent.
+ * Finished events older than the period leave with their deliveries and attempts, in batches,
+ * even when a job still names one (it skips what is gone); whatever a DLQ entry or an unfinished
+ * delivery needs stays; so does everything recent.
  * sql/runbook/retention.sql counts exactly what the sweep then deletes. The service runs the
  * sweep in worker-role processes only, and not at all with RETENTION_DAYS=0.
  */
@@ -12,6 +13,7 @@ import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.js';
+import { enqueueDeliveries } from '../../src/delivery/enqueue.js';
 import { removeExpiredRows, type RetentionRun } from '../../src/retention/retention-sweep.js';
 import { withTestDatabase } from '../helpers/database.js';
 import { createTenant, createWebhook } from '../helpers/fixtures.js';
@@ -26,7 +28,7 @@ interface SeededDelivery {
   attemptsDaysAgo?: number[];
   /** A `dlq` row (status must be dead). */
   inDlq?: boolean;
-  /** A waiting graphile-worker job, key delivery:<id>, due tomorrow. */
+  /** A waiting `deliver` job naming it at its next attempt, due tomorrow. */
   withJob?: boolean;
 }
 
@@ -35,12 +37,24 @@ interface SeededEvent {
   deliveryIds: string[];
 }
 
-/** One event, `daysAgo` old, with the given deliveries, their attempts, DLQ rows and jobs. */
-async function seedEvent(
+/**
+ * One event, `daysAgo` old, with the given deliveries, their attempts, DLQ rows and jobs, in one
+ * transaction: a sweep running meanwhile sees the whole event or none of it.
+ */
+function seedEvent(
   db: Kysely<Database>,
   owner: { tenantId: string; webhookId: string },
   daysAgo: number,
   deliveries: SeededDelivery[] = [],
+): Promise<SeededEvent> {
+  return db.transaction().execute((trx) => seedEventRows(trx, owner, daysAgo, deliveries));
+}
+
+async function seedEventRows(
+  db: Kysely<Database>,
+  owner: { tenantId: string; webhookId: string },
+  daysAgo: number,
+  deliveries: SeededDelivery[],
 ): Promise<SeededEvent> {
   const eventId = randomUUID();
   const ago = (days: number) => sql`now() - ${days} * interval '1 day'`;
@@ -72,10 +86,14 @@ async function seedEvent(
       `.execute(db);
     }
     if (delivery.withJob) {
-      await sql`
-        select graphile_worker.add_job('deliver', json_build_object('delivery_id', ${id}::text, 'attempt', 2),
-                                       run_at => now() + interval '1 day', job_key => ${`delivery:${id}`})
-      `.execute(db);
+      await enqueueDeliveries(db, [
+        {
+          deliveryId: id,
+          attempt: (delivery.attemptsDaysAgo?.length ?? 0) + 1,
+          tenantId: owner.tenantId,
+          runAt: new Date(Date.now() + 86_400_000),
+        },
+      ]);
     }
   }
   return { eventId, deliveryIds };
@@ -168,12 +186,13 @@ describe('removeExpiredRows (RETENTION_DAYS=30)', () => {
       { status: 'succeeded', attemptsDaysAgo: Array.from({ length: 12 }, () => 40) },
       { status: 'pending', attemptsDaysAgo: [40], withJob: true },
     ]);
-    // Kept: failed with a retry scheduled, paused behind a disabled webhook, succeeded with a
-    // job waiting, and succeeded but changed within the period (its recent attempt stays).
+    // Kept: failed with a retry scheduled, paused behind a disabled webhook, and succeeded but
+    // changed within the period (its recent attempt stays).
     const failed = await seedEvent(db, owner, 40, [
       { status: 'failed', attemptsDaysAgo: [40], withJob: true },
     ]);
     const paused = await seedEvent(db, owner, 40, [{ status: 'paused', attemptsDaysAgo: [40] }]);
+    // Goes: succeeded with a job still naming it (the job skips a delivery that is gone).
     const jobWaiting = await seedEvent(db, owner, 40, [
       { status: 'succeeded', attemptsDaysAgo: [40], withJob: true },
     ]);
@@ -197,31 +216,32 @@ describe('removeExpiredRows (RETENTION_DAYS=30)', () => {
 
     expect(run.complete).toBe(true);
     expect(run.deleted).toEqual({
-      events: 27,
-      deliveries: 26,
-      // 25 × 2 and 2 with their events; then, on their own, the old attempts of finished
-      // deliveries whose events stay: 12 (halfDone), 1 (jobWaiting), 1 (recentlyResent).
-      delivery_attempts: 52 + 14,
+      events: 28,
+      deliveries: 27,
+      // 25 × 2, 2 and 1 (jobWaiting) with their events; then, on their own, the old attempts of
+      // finished deliveries whose events stay: 12 (halfDone), 1 (recentlyResent).
+      delivery_attempts: 53 + 13,
       idempotency_keys: 3,
     });
     // Up to 10 rows a batch, counting each event and its deliveries: the 25 with one delivery
-    // go 5 at a time, then the last two (3 rows). 14 attempts: 10, then 4.
+    // go 5 at a time, then the last three (5 rows). 13 attempts: 10, then 3.
     expect(run.batches).toEqual({ events: 6, delivery_attempts: 2, idempotency_keys: 1 });
     expect(predicted).toEqual(run.deleted);
 
     const after = await rowCounts(db);
     expect(after).toEqual({
-      events: before.events - 27,
-      deliveries: before.deliveries - 26,
+      events: before.events - 28,
+      deliveries: before.deliveries - 27,
       delivery_attempts: before.delivery_attempts - 66,
       dlq: before.dlq,
       idempotency_keys: 1,
       audit_log: before.audit_log,
     });
-    for (const gone of [...finished, purgedDeadLetter, noDeliveries]) {
+    for (const gone of [...finished, purgedDeadLetter, noDeliveries, jobWaiting]) {
       expect(await exists(db, 'events', gone.eventId)).toBe(false);
+      for (const id of gone.deliveryIds) expect(await exists(db, 'deliveries', id)).toBe(false);
     }
-    for (const kept of [inDlq, halfDone, failed, paused, jobWaiting, recentlyResent, recent, recentDead]) {
+    for (const kept of [inDlq, halfDone, failed, paused, recentlyResent, recent, recentDead]) {
       expect(await exists(db, 'events', kept.eventId)).toBe(true);
       for (const id of kept.deliveryIds) expect(await exists(db, 'deliveries', id)).toBe(true);
     }
@@ -234,11 +254,16 @@ describe('removeExpiredRows (RETENTION_DAYS=30)', () => {
     expect(await attemptsOf(db, recentlyResent.deliveryIds[0]!)).toEqual([2]);
     expect(await attemptsOf(db, recent.deliveryIds[0]!)).toEqual([10]);
     expect(await attemptsOf(db, recentDead.deliveryIds[0]!)).toEqual([29]);
-    // jobWaiting's delivery is succeeded, so its old attempt went; the job itself is untouched.
-    const { rows: jobs } = await sql<{ n: number }>`
-      select count(*)::int as n from graphile_worker._private_jobs where key like 'delivery:%'
+    // The jobs are untouched, the one naming jobWaiting's deleted delivery too.
+    const { rows: named } = await sql<{ id: string }>`
+      select item->>'id' as id
+        from graphile_worker._private_jobs j
+        join graphile_worker._private_tasks t on t.id = j.task_id and t.identifier = 'deliver',
+             json_array_elements(j.payload->'deliveries') item
     `.execute(db);
-    expect(jobs[0]!.n).toBe(3);
+    expect(named.map((row) => row.id).sort()).toEqual(
+      [halfDone.deliveryIds[1]!, failed.deliveryIds[0]!, jobWaiting.deliveryIds[0]!].sort(),
+    );
 
     // Nothing is left for a second run.
     const again = await removeExpiredRows(db, { retentionDays: 30, batchSize: 10 });

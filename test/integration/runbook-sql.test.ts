@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseDeliverPayload } from '../../src/delivery/enqueue.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { REPO_ROOT, waitFor } from '../helpers/process.js';
 import { startTestService, type TestService } from '../helpers/service.js';
@@ -59,6 +60,8 @@ const ids = {
   healthyWebhook: '11111111-0000-4000-8000-000000000002',
   globexWebhook: '11111111-0000-4000-8000-000000000003',
   orphanDelivery: '22222222-0000-4000-8000-0000000000ff',
+  leasedByDeadWorker: '22222222-0000-4000-8000-0000000000d1',
+  leasedByLiveWorker: '22222222-0000-4000-8000-0000000000a1',
 };
 
 /** Rows shaped like a service that has run for a while, with a few things wrong with it. */
@@ -110,18 +113,45 @@ insert into dlq (delivery_id, tenant_id, webhook_id, event_id, last_error, attem
 select id, tenant_id, webhook_id, event_id, 'timeout after 10000 ms', 6
 from deliveries where status = 'dead' and tenant_id = 'globex';
 
--- Jobs for the failed (retry scheduled) deliveries: most due later, one due 10 minutes ago.
-select graphile_worker.add_job('deliver', json_build_object('delivery_id', id, 'attempt', 2),
-         run_at => now() + interval '1 hour', job_key => 'delivery:' || id)
-from deliveries where status = 'failed';
+-- Jobs for the 27 failed (retry scheduled) deliveries, in id order: the first 25 in five jobs
+-- of five, as the service batches them, one due 10 minutes ago and the others in an hour; the
+-- 26th in a job of the shape before batching, due 5 minutes ago; the 27th only in a job naming
+-- its first attempt, made already (so the job will skip it: an orphan).
+update deliveries set next_attempt_at = now() + interval '1 hour' where status = 'failed';
+create temp table failed_in_order as
+  select id, row_number() over (order by id) as n from deliveries where status = 'failed';
+select graphile_worker.add_jobs(array(
+  select row('deliver',
+             json_build_object('tenant_id', 'acme', 'deliveries',
+               json_agg(json_build_object('id', id, 'attempt', 2) order by n)),
+             null, now() + interval '1 hour', 25, null, 0, array['t:acme'])::graphile_worker.job_spec
+  from failed_in_order where n <= 25 group by (n - 1) / 5 order by (n - 1) / 5));
 update graphile_worker._private_jobs set run_at = now() - interval '10 minutes'
 where id = (select min(id) from graphile_worker._private_jobs);
+update deliveries set next_attempt_at = now() - interval '10 minutes'
+where id in (select (e->>'id')::uuid
+             from graphile_worker._private_jobs j, json_array_elements(j.payload->'deliveries') e
+             where j.id = (select min(id) from graphile_worker._private_jobs));
+select graphile_worker.add_job('deliver', json_build_object('delivery_id', id, 'attempt', 2),
+         run_at => now() - interval '5 minutes', job_key => 'delivery:' || id)
+from failed_in_order where n = 26;
+update deliveries set next_attempt_at = now() - interval '5 minutes'
+where id = (select id from failed_in_order where n = 26);
+select graphile_worker.add_job('deliver',
+         json_build_object('tenant_id', 'acme', 'deliveries', json_build_array(json_build_object('id', id, 'attempt', 1))),
+         run_at => now() + interval '1 hour', flags => array['t:acme'])
+from failed_in_order where n = 27;
+update deliveries set next_attempt_at = now() - interval '10 minutes', updated_at = now() - interval '10 minutes'
+where id = (select id from failed_in_order where n = 27);
+drop table failed_in_order;
 
--- A pending delivery whose job is missing: the orphan the runbook must find.
+-- A pending delivery whose job is missing: the orphan the runbook must find. Two more pending
+-- ones of the same event without a job, each held by a worker's lease (in flight).
 insert into deliveries (id, event_id, webhook_id, tenant_id, status, created_at, updated_at)
-select '${ids.orphanDelivery}', e.id, '${ids.healthyWebhook}', 'acme', 'pending',
+select d.id::uuid, e.id, '${ids.healthyWebhook}', 'acme', 'pending',
        now() - interval '10 minutes', now() - interval '10 minutes'
-from events e where e.tenant_id = 'acme' limit 1;
+from (select id from events where tenant_id = 'acme' limit 1) e,
+     unnest(array['${ids.orphanDelivery}', '${ids.leasedByDeadWorker}', '${ids.leasedByLiveWorker}']) d(id);
 
 -- Two workers: worker-dead stopped beating an hour ago, worker-alive beats now.
 insert into worker_heartbeats (worker_id, hostname, pid, started_at, last_seen_at) values
@@ -133,9 +163,9 @@ update graphile_worker._private_jobs
 update graphile_worker._private_jobs
    set locked_by = 'worker-alive', locked_at = now() - interval '10 minutes'
  where id in (select id from graphile_worker._private_jobs order by id offset 3 limit 1);
-insert into delivery_leases (delivery_id, tenant_id, worker_id, acquired_at)
-select id, tenant_id, 'worker-dead', now() - interval '1 hour'
-from deliveries where status = 'failed' order by id limit 1;
+insert into delivery_leases (delivery_id, tenant_id, worker_id, acquired_at) values
+  ('${ids.leasedByDeadWorker}', 'acme', 'worker-dead', now() - interval '1 hour'),
+  ('${ids.leasedByLiveWorker}', 'acme', 'worker-alive', now() - interval '10 seconds');
 `;
 
 let database: TestDatabase;
@@ -173,6 +203,25 @@ const lockedBy = async (worker: string) =>
     ).rows[0]!.n,
   );
 
+/** The jobs (from graphile-worker's private table: the view has no payload) naming a delivery. */
+const jobsNaming = async (deliveryId: string) =>
+  (
+    await client.query<{
+      task_identifier: string;
+      key: string | null;
+      locked_at: Date | null;
+      flags: Record<string, boolean> | null;
+      due: boolean;
+      payload: unknown;
+    }>(
+      `select t.identifier as task_identifier, j.key, j.locked_at, j.flags, j.run_at <= now() as due, j.payload
+         from graphile_worker._private_jobs j
+         join graphile_worker._private_tasks t on t.id = j.task_id
+        where exists (select 1 from json_array_elements(j.payload->'deliveries') e where e->>'id' = $1)`,
+      [deliveryId],
+    )
+  ).rows;
+
 describe('sql/runbook', () => {
   it('holds the queries the runbook promises, each opening with what it answers and how to run it', () => {
     for (const expected of [
@@ -201,17 +250,34 @@ describe('sql/runbook', () => {
     }
   });
 
-  it('queue-depth.sql: counts due, scheduled and locked jobs and the oldest wait', async () => {
+  it('queue-depth.sql: counts waiting and in-flight deliveries, due, scheduled and locked jobs, and the oldest wait', async () => {
     const out = await runOk(database.url, 'queue-depth.sql');
-    expect(out).toContain('deliver');
-    expect(out).toMatch(/00:1\d:\d\d/); // the job due 10 minutes ago has waited ~10 minutes
-    expect(out).toContain('delivery:');
+    // Due: the orphan, the five of the job due 10 minutes ago, the one of the old-shape job and
+    // the one whose job names a spent attempt; later: the other 20 failed; in flight: two leased.
+    expect(out).toMatch(/^\s*\(all tenants\)\s+\|\s+8\s+\|\s+20\s+\|\s+2\s+\|\s*$/m);
+    expect(out).toMatch(/^\s*acme\s+\|\s+8\s+\|\s+20\s+\|\s+2\s+\|\s+50\s*$/m);
+    expect(out).not.toMatch(/^\s*globex\s+\|/m);
+    expect(out).toMatch(/^\s*deliver\s+\|\s+2\s+\|\s+2\s+\|\s+3\s+\|\s+0\s+\|\s+00:1\d:\d\d\s+\|/m);
+    // The oldest due jobs: the batch of five due 10 minutes ago, then the old-shape job of one,
+    // each with its tenant (the old one's read from its delivery).
+    const dueJobs = out.slice(out.indexOf('The ten oldest due delivery jobs'));
+    expect(dueJobs).toMatch(/^\s*\d+\s+\|\s+acme\s+\|\s+5\s+\|\s+0\s+\|[^\n]*\|\s+00:1\d:\d\d\s+\|/m);
+    expect(dueJobs).toMatch(/^\s*\d+\s+\|\s+acme\s+\|\s+1\s+\|\s+0\s+\|[^\n]*\|\s+00:0[45]:\d\d\s+\|/m);
+    expect(dueJobs).toContain('(2 rows)');
   });
 
-  it('orphaned-deliveries.sql: finds the pending delivery without a job, and nothing else', async () => {
+  it('orphaned-deliveries.sql: finds the deliveries no job (at their next attempt) or lease covers, and nothing else', async () => {
     const out = await runOk(database.url, 'orphaned-deliveries.sql');
     expect(out).toContain(ids.orphanDelivery);
-    expect(out).toContain('(1 row)');
+    // The 27th failed delivery: its only job names attempt 1, made already.
+    const namedAtSpentAttempt = await client.query<{ id: string }>(
+      `select id from deliveries where status = 'failed' order by id offset 26 limit 1`,
+    );
+    expect(out).toContain(namedAtSpentAttempt.rows[0]!.id);
+    // Not the 26th (named by a job of the shape before batching), nor the two leased ones.
+    expect(out).not.toContain(ids.leasedByDeadWorker);
+    expect(out).not.toContain(ids.leasedByLiveWorker);
+    expect(out).toContain('(2 rows)');
   });
 
   it('dlq-by-tenant-and-webhook.sql: dead letters by tenant and by endpoint, without credentials', async () => {
@@ -250,28 +316,60 @@ describe('sql/runbook', () => {
     expect(out).not.toContain('hunter2');
   });
 
-  it('stuck-jobs.sql: jobs locked by a worker that stopped beating, told apart from a live one', async () => {
+  it('stuck-jobs.sql: jobs and leases held by a worker that stopped beating, told apart from a live one', async () => {
     const out = await runOk(database.url, 'stuck-jobs.sql');
     const deadLines = out.split('\n').filter((line) => line.includes('worker-dead'));
     const aliveLines = out.split('\n').filter((line) => line.includes('worker-alive'));
     expect(deadLines.some((line) => /\|\s+t\s*$/.test(line))).toBe(true); // worker_looks_dead
     expect(aliveLines.some((line) => /\|\s+f\s*$/.test(line))).toBe(true);
+    // Each locked job with its tenant and the five deliveries it names.
+    expect(deadLines.some((line) => /^\s*\d+\s+\|\s+acme\s+\|\s+5\s+\|\s+worker-dead\s+\|/.test(line))).toBe(
+      true,
+    );
+    // The dead worker's lease, and not the live one's, among leases of workers without a fresh heartbeat.
+    const deadWorkerLeases = out.slice(
+      out.indexOf('Delivery leases held by workers with no heartbeat'),
+      out.indexOf('Delivery leases (in-flight slots'),
+    );
+    expect(deadWorkerLeases).toMatch(/^\s*worker-dead\s+\|[^|]+\|\s+acme\s+\|\s+1\s+\|/m);
+    expect(deadWorkerLeases).toContain(ids.leasedByDeadWorker);
+    expect(deadWorkerLeases).not.toContain('worker-alive');
   });
 
-  it('release-stuck-jobs.sql: frees the dead worker’s jobs and leases, leaves the live worker’s', async () => {
+  it('release-stuck-jobs.sql: frees the dead worker’s jobs and leases and queues its deliveries again, leaves the live worker’s', async () => {
     expect(await lockedBy('worker-dead')).toBe(2);
     expect(await lockedBy('worker-alive')).toBe(1);
+    expect(await jobsNaming(ids.leasedByDeadWorker)).toEqual([]);
     const out = await runOk(database.url, 'release-stuck-jobs.sql');
     expect(out).toContain('worker-dead');
     expect(out).not.toContain('worker-alive');
+    expect(out).toMatch(/^\s*1\s+\|\s+1\s+\|\s+1\s*$/m); // leases deleted, deliveries queued, jobs added
     expect(await lockedBy('worker-dead')).toBe(0);
     expect(await lockedBy('worker-alive')).toBe(1);
     const leases = await client.query(`select 1 from delivery_leases where worker_id = 'worker-dead'`);
     expect(leases.rowCount).toBe(0);
+    // Its delivery in flight is queued again, due now, at the attempt it was making, in a job
+    // the service reads.
+    const [requeued] = await jobsNaming(ids.leasedByDeadWorker);
+    expect(await jobsNaming(ids.leasedByDeadWorker)).toHaveLength(1);
+    expect(requeued).toMatchObject({
+      task_identifier: 'deliver',
+      key: null,
+      locked_at: null,
+      flags: { 't:acme': true },
+    });
+    expect(requeued!.due).toBe(true);
+    expect(parseDeliverPayload(requeued!.payload)).toEqual({
+      tenant_id: 'acme',
+      deliveries: [{ id: ids.leasedByDeadWorker, attempt: 1 }],
+    });
+    // So nothing is left orphaned.
+    expect(await runOk(database.url, 'orphaned-deliveries.sql')).toContain('(2 rows)');
 
     // Naming a worker releases exactly that one.
     await runOk(database.url, 'release-stuck-jobs.sql', { worker_id: 'worker-alive' });
     expect(await lockedBy('worker-alive')).toBe(0);
+    expect(await jobsNaming(ids.leasedByLiveWorker)).toHaveLength(1);
   });
 
   it('long-transactions.sql and terminate-backend.sql: find an open transaction and end it', async () => {
