@@ -130,7 +130,8 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
         PORT: String(port),
         ...(env.ROLE === 'worker' ? { METRICS_PORT: String(port) } : {}),
       },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      // BENCH_SERVICE_LOG=1 shows the service's log lines (LOG_LEVEL warn unless set).
+      stdio: ['ignore', process.env.BENCH_SERVICE_LOG ? 'inherit' : 'ignore', 'pipe'],
     },
   );
   let err = '';

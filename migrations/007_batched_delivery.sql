@@ -57,3 +57,10 @@ $$;
 alter function acquire_delivery_leases(text, uuid[], text[]) reset all;
 comment on function acquire_delivery_leases(text, uuid[], text[]) is
   'Leases for a batch of deliveries; returns those this call took (see take_delivery_leases).';
+
+-- Ingestion in a delivering process (ROLE=all) leases new deliveries in the statement that
+-- inserts them, and a lease taken inside take_delivery_leases cannot see rows that statement
+-- is still inserting: the lease no longer references its delivery. A lease outlives its
+-- delivery only until the attempt is recorded (which deletes it by delivery id) or its holder
+-- is swept as dead.
+alter table delivery_leases drop constraint delivery_leases_delivery_id_fkey;

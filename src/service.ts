@@ -127,7 +127,15 @@ export async function startService(
     let url: string | undefined;
     let port: number | undefined;
     if (config.role !== 'worker') {
-      const app = createApp({ config, db: database.db, pool: database.pool, logger, metrics, jwtSecret });
+      const app = createApp({
+        config,
+        db: database.db,
+        pool: database.pool,
+        logger,
+        metrics,
+        jwtSecret,
+        ...(worker ? { dispatch: worker.engine } : {}),
+      });
       const server = http.createServer(app.callback());
       server.on('clientError', answerUnparsableRequest);
       server.keepAliveTimeout = 65_000;

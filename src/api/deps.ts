@@ -3,6 +3,7 @@ import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type pg from 'pg';
+import type { DirectDispatch } from '../delivery/deliver-batch.js';
 
 /** What every router gets from the composition root. */
 export interface ApiDeps {
@@ -12,4 +13,6 @@ export interface ApiDeps {
   logger: Logger;
   metrics: Metrics;
   jwtSecret: string;
+  /** The delivery engine of this process (ROLE=all), which takes new deliveries directly. */
+  dispatch?: DirectDispatch;
 }

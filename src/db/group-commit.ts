@@ -14,6 +14,11 @@ export interface GroupCommitOptions<I, R> {
   maxWaitMs: number;
   maxConcurrentBatches: number;
   /**
+   * While a batch is in flight, another starts only once this many items wait (default 1):
+   * under light load items gather into the next batch, under heavy load commits overlap.
+   */
+  concurrentFrom?: number;
+  /**
    * Commits all items in one transaction and answers each, in the same order: a value, or an
    * error of its own (e.g. refused by a limit) while the others commit. Throwing fails the
    * batch as a whole: its items are then committed one by one.
@@ -44,10 +49,14 @@ export function createGroupCommitter<I, R>(options: GroupCommitOptions<I, R>): G
   let running = 0;
   let inFlightItems = 0;
 
+  const concurrentFrom = options.concurrentFrom ?? 1;
+  const mayStart = (): boolean =>
+    running === 0 || (running < options.maxConcurrentBatches && waiting.length >= concurrentFrom);
+
   const flush = (): void => {
     timer?.cancel();
     timer = undefined;
-    while (waiting.length > 0 && running < options.maxConcurrentBatches) {
+    while (waiting.length > 0 && mayStart()) {
       void run(waiting.splice(0, options.maxBatchSize));
     }
   };
@@ -94,7 +103,7 @@ export function createGroupCommitter<I, R>(options: GroupCommitOptions<I, R>): G
       return new Promise<R>((resolve, reject) => {
         waiting.push({ item, resolve, reject });
         if (waiting.length >= options.maxBatchSize) flush();
-        else if (timer === undefined && running < options.maxConcurrentBatches) {
+        else if (timer === undefined && mayStart()) {
           timer = startWait(flush, options.maxWaitMs);
         }
       });

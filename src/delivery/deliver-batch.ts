@@ -59,7 +59,22 @@ export interface BatchOutcome {
   skipped: number;
 }
 
-export interface DeliveryEngine {
+/**
+ * New deliveries handed to the engine by ingestion in the same process (ROLE=all): leased in the
+ * statement that stores them (no job, no fetch, no load), sent once it has committed.
+ */
+export interface DirectDispatch {
+  /** Who the leases are taken for. */
+  leaseOwner: string;
+  /** Takes room for up to `max` requests now, without waiting; how many (0 when full or stopping). */
+  reserve(max: number): number;
+  /** Gives back room reserved and not used. */
+  release(n: number): void;
+  /** Sends deliveries leased with reserved room; each gives its room back when recorded. */
+  send(deliveries: LoadedDelivery[]): void;
+}
+
+export interface DeliveryEngine extends DirectDispatch {
   /** The `deliver` task: admits and sends one job's batch; resolves once its requests are under way. */
   deliverBatch(payload: unknown): Promise<BatchOutcome>;
   /** Tenants whose jobs this process should leave in the queue for now (at their concurrency cap). */
@@ -174,7 +189,7 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       delivery.traceparent ?? undefined,
       attributes,
       async (span) => {
-        const result = await send(delivery);
+        const result = await request(delivery);
         const now = new Date();
         const { state, outcome } = decide(result, delivery.attempt, deps.config.retryScheduleSeconds, now);
         const end: AttemptEnd = {
@@ -213,7 +228,7 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     );
   }
 
-  function send(delivery: LoadedDelivery): Promise<AttemptResult> {
+  function request(delivery: LoadedDelivery): Promise<AttemptResult> {
     const request = buildDeliveryRequest({
       deliveryId: delivery.id,
       webhook: delivery,
@@ -246,7 +261,26 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     else logger.info('delivery attempt', fields);
   }
 
+  /** deliverOne for each, each giving back its room when done. */
+  function sendAll(deliveries: LoadedDelivery[]): void {
+    for (const delivery of deliveries) {
+      deliverOne(delivery)
+        .catch((err: unknown) =>
+          logger.error('delivery failed unexpectedly', {
+            ...logFields(delivery, delivery.attempt),
+            err: errorText(err),
+          }),
+        )
+        .finally(() => room.release(1));
+    }
+  }
+
   return {
+    leaseOwner,
+    reserve: (max) => room.tryTake(max),
+    release: (n) => room.release(n),
+    send: sendAll,
+
     async deliverBatch(payload) {
       const job = parseDeliverPayload(payload);
       if (!job) {
@@ -281,16 +315,7 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
         deps.onJobDue?.(batch.deferredUntil);
         metrics.rateLimited.inc({ limit: 'concurrent_deliveries' }, deferred);
       }
-      for (const delivery of leased) {
-        deliverOne(delivery)
-          .catch((err: unknown) =>
-            logger.error('delivery failed unexpectedly', {
-              ...logFields(delivery, delivery.attempt),
-              err: errorText(err),
-            }),
-          )
-          .finally(() => room.release(1));
-      }
+      sendAll(leased);
       return {
         sent: leased.length,
         deferred,
@@ -348,6 +373,8 @@ function healthChange(delivery: LoadedDelivery, outcome: AttemptOutcome): Pick<A
  */
 interface Room {
   take(n: number): Promise<boolean>;
+  /** Up to `n` now, without waiting (0 while others wait or once closed). */
+  tryTake(n: number): number;
   release(n: number): void;
   used(): number;
   close(): void;
@@ -367,7 +394,14 @@ function createRoom(max: number, onIdle: () => void): Room {
       }
       return new Promise<boolean>((resolve) => waiting.push({ n, resolve }));
     },
+    tryTake(n) {
+      if (closed || waiting.length > 0) return 0;
+      const taken = Math.max(0, Math.min(n, max - used));
+      used += taken;
+      return taken;
+    },
     release(n) {
+      if (n === 0) return;
       used -= n;
       while (waiting.length > 0 && fits(waiting[0]!.n)) {
         const next = waiting.shift()!;

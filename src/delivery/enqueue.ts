@@ -101,20 +101,22 @@ export function deliveryJobCtes(source: string): RawBuilder<unknown> {
         left join job_waiting w on w.tenant_id = g.tenant_id
     ),
     added_jobs as (
-      select 1 from graphile_worker.add_jobs(array(
-        select row(
-                 ${DELIVER_TASK},
-                 json_build_object(
-                   'tenant_id', g.tenant_id,
-                   'deliveries', json_agg(json_strip_nulls(json_build_object(
-                     'id', g.delivery_id, 'attempt', g.attempt, 'traceparent', g.traceparent))
-                     order by g.ord)),
-                 null, max(g.run_at), 25, null, g.job_priority, array['t:' || g.tenant_id]
-               )::graphile_worker.job_spec
-          from job_ranked g
-         group by g.tenant_id, g.run_bucket, g.priority, g.chunk, g.job_priority
-         order by min(g.ord)
-      ))
+      -- Only when there is a job to add: add_jobs always sends a NOTIFY (which serialises commits).
+      select graphile_worker.add_jobs(specs)
+        from (select array(
+                select row(
+                         ${DELIVER_TASK},
+                         json_build_object(
+                           'tenant_id', g.tenant_id,
+                           'deliveries', json_agg(json_strip_nulls(json_build_object(
+                             'id', g.delivery_id, 'attempt', g.attempt, 'traceparent', g.traceparent))
+                             order by g.ord)),
+                         null, max(g.run_at), 25, null, g.job_priority, array['t:' || g.tenant_id]
+                       )::graphile_worker.job_spec
+                  from job_ranked g
+                 group by g.tenant_id, g.run_bucket, g.priority, g.chunk, g.job_priority
+                 order by min(g.ord)) as specs) s
+       where cardinality(s.specs) > 0
     )`;
 }
 

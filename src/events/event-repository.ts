@@ -32,17 +32,37 @@ export interface CreatedDelivery {
   event_id: string;
   webhook_id: string;
   tenant_id: string;
+  /** Leased to the caller (see `storeEventBatch`'s `lease`): what sending it needs. Else no job-less lease. */
+  leased: LeasedFields | null;
+}
+
+/** What the caller needs to send a delivery it leased at ingestion. */
+export interface LeasedFields {
+  url: string;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: Date | null;
+  timeout_ms: number | null;
+  failing_since: Date | null;
+  event_created_at: Date;
 }
 
 /**
  * The events, one `pending` delivery per event and enabled webhook of its tenant whose
- * `event_types` overlaps the event's matching filters, and a job per delivery (fair rank, one
- * `add_jobs` call): one statement, one round trip, whatever the number of events. Answers the
- * deliveries in event order, then webhook creation order.
+ * `event_types` overlaps the event's matching filters, and their jobs (one per tenant and up to
+ * MAX_JOB_DELIVERIES, fair rank, one `add_jobs` call): one statement, one round trip, whatever
+ * the number of events. Answers the deliveries in event order, then webhook creation order.
+ *
+ * With `lease`, up to `lease.limit` of the new deliveries are leased to `lease.owner` instead
+ * of queued (`take_delivery_leases`, each tenant up to max_concurrent_deliveries): the caller
+ * sends those itself once the statement has committed, without a job, a fetch and a load. A
+ * lease names its holder, so should it die before recording them, the stale-worker sweep
+ * queues them (worker-heartbeat).
  */
 export async function storeEventBatch(
   db: Kysely<Database>,
   events: readonly NewEvent[],
+  lease?: { owner: string; limit: number },
 ): Promise<CreatedDelivery[]> {
   const rows = events.map((e, ord) => ({
     id: e.id,
@@ -54,7 +74,9 @@ export async function storeEventBatch(
     traceparent: e.traceparent ?? null,
     ord,
   }));
-  const result = await sql<CreatedDelivery>`-- prepared: store_event_batch
+  const result = await sql<
+    Omit<CreatedDelivery, 'leased'> & Partial<LeasedFields> & { is_leased: boolean }
+  >`-- prepared: store_event_batch
     with input as materialized (
       select * from json_to_recordset(${JSON.stringify(rows)}::json)
         as e(id uuid, tenant_id text, type text, payload jsonb, idempotency_key text, filters text[],
@@ -74,18 +96,54 @@ export async function storeEventBatch(
       insert into deliveries (id, event_id, webhook_id, tenant_id)
       select delivery_id, event_id, webhook_id, tenant_id from matched
     ),
+    leases as materialized (
+      select delivery_id from take_delivery_leases(${lease?.owner ?? ''},
+               array(select delivery_id from matched order by ord limit ${lease?.limit ?? 0}),
+               array(select tenant_id from matched order by ord limit ${lease?.limit ?? 0}))
+       where taken
+    ),
     src as (
       select delivery_id, 1 as attempt, tenant_id, null::int as priority, null::timestamptz as run_at,
              traceparent, ord
         from matched
+       where delivery_id not in (select delivery_id from leases)
     ),
     ${deliveryJobCtes('src')}
-    select m.delivery_id as id, m.event_id, m.webhook_id, m.tenant_id
+    select m.delivery_id as id, m.event_id, m.webhook_id, m.tenant_id, l.delivery_id is not null as is_leased,
+           w.url, w.secret, w.previous_secret, w.previous_secret_expires_at, w.timeout_ms, w.failing_since,
+           now() as event_created_at
       from matched m
+      left join leases l on l.delivery_id = m.delivery_id
+      left join webhooks w on w.id = m.webhook_id and l.delivery_id is not null
      where (select count(*) from added_jobs) >= 0
      order by m.ord
   `.execute(db);
-  return result.rows;
+  return result.rows.map(
+    ({
+      is_leased,
+      url,
+      secret,
+      previous_secret,
+      previous_secret_expires_at,
+      timeout_ms,
+      failing_since,
+      event_created_at,
+      ...created
+    }) => ({
+      ...created,
+      leased: is_leased
+        ? {
+            url: url!,
+            secret: secret!,
+            previous_secret: previous_secret ?? null,
+            previous_secret_expires_at: previous_secret_expires_at ?? null,
+            timeout_ms: timeout_ms ?? null,
+            failing_since: failing_since ?? null,
+            event_created_at: event_created_at!,
+          }
+        : null,
+    }),
+  );
 }
 
 /**

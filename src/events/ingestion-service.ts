@@ -21,6 +21,9 @@ import {
 } from './event-repository.js';
 import { filtersMatching } from './event-type-match.js';
 import { createGroupCommitter, type GroupCommitOptions } from '../db/group-commit.js';
+import type { DirectDispatch } from '../delivery/deliver-batch.js';
+import type { LoadedDelivery } from '../delivery/delivery-repository.js';
+import { MAX_JOB_DELIVERIES } from '../delivery/enqueue.js';
 
 export interface IngestRequest {
   tenantId: string;
@@ -79,10 +82,19 @@ export interface IngestionService {
 
 export type BatchingOptions = Pick<
   GroupCommitOptions<unknown, unknown>,
-  'maxBatchSize' | 'maxWaitMs' | 'maxConcurrentBatches'
+  'maxBatchSize' | 'maxWaitMs' | 'maxConcurrentBatches' | 'concurrentFrom'
 >;
 
-export const DEFAULT_BATCHING: BatchingOptions = { maxBatchSize: 200, maxWaitMs: 1, maxConcurrentBatches: 2 };
+/**
+ * One batch at a time while the load is light (they grow while one commits: fewer statements per
+ * event); a second overlaps once 50 requests wait (a commit's round trips stop being the limit).
+ */
+export const DEFAULT_BATCHING: BatchingOptions = {
+  maxBatchSize: 200,
+  maxWaitMs: 1,
+  maxConcurrentBatches: 3,
+  concurrentFrom: 50,
+};
 
 const withTraceparent = (traceparent: string | undefined) => (traceparent ? { traceparent } : {});
 
@@ -149,7 +161,7 @@ export async function storeEvents(
   candidates: readonly NewEvent[],
 ): Promise<PromiseSettledResult<IngestResult>[]> {
   const { admitted, admissions } = await admit(db, candidates, { waitForDisk: true });
-  return answers(candidates, admissions, await insertAdmitted(db, admitted));
+  return answers(candidates, admissions, (await insertAdmitted(db, admitted)).results);
 }
 
 /** The tenant's window as it stands, without taking from it (for replayed answers). */
@@ -158,15 +170,42 @@ async function currentRateLimit(db: Db, tenantId: string): Promise<RateLimitStat
   return admission ? rateLimitState(admission) : undefined;
 }
 
-async function insertAdmitted(db: Db, events: readonly NewEvent[]): Promise<IngestResult[]> {
-  if (events.length === 0) return [];
-  const deliveries = await storeEventBatch(db, events);
+/**
+ * Stores admitted events. With `direct`, up to `limit` of their deliveries are leased to this
+ * process and answered in `leased`, for it to send once the statement has committed.
+ */
+async function insertAdmitted(
+  db: Db,
+  events: readonly NewEvent[],
+  direct?: { owner: string; limit: number },
+): Promise<{ results: IngestResult[]; leased: LoadedDelivery[] }> {
+  if (events.length === 0) return { results: [], leased: [] };
+  const deliveries = await storeEventBatch(db, events, direct);
   const byEvent = new Map<string, string[]>(events.map((e) => [e.id, []]));
-  for (const d of deliveries) byEvent.get(d.event_id)!.push(d.id);
-  return events.map((e) => {
+  const eventsById = new Map(events.map((e) => [e.id, e]));
+  const leased: LoadedDelivery[] = [];
+  for (const d of deliveries) {
+    byEvent.get(d.event_id)!.push(d.id);
+    if (d.leased) {
+      const event = eventsById.get(d.event_id)!;
+      leased.push({
+        ...d.leased,
+        id: d.id,
+        attempt: 1,
+        event_id: d.event_id,
+        webhook_id: d.webhook_id,
+        tenant_id: d.tenant_id,
+        event_type: event.type,
+        payload: event.payload,
+        traceparent: event.traceparent ?? null,
+      });
+    }
+  }
+  const results = events.map((e) => {
     const ids = byEvent.get(e.id)!;
     return { event_id: e.id, webhooks_queued: ids.length, delivery_ids: ids, replayed: false };
   });
+  return { results, leased };
 }
 
 /**
@@ -196,14 +235,27 @@ export function createIngestionService(deps: {
   logger: Logger;
   batching?: Partial<BatchingOptions>;
   onBatch?: GroupCommitOptions<NewEvent, IngestResult>['onBatch'];
+  /** This process's delivery engine (ROLE=all): new deliveries go to it directly while it has room. */
+  dispatch?: DirectDispatch;
 }): IngestionService {
   const { db, metrics, logger } = deps;
 
   const commitEvents = async (events: NewEvent[]): Promise<PromiseSettledResult<IngestResult>[]> => {
     const { admitted, admissions } = await admitNow(db, events);
     // One statement (storeEventBatch), so its own transaction: committed, and on disk, before any answer.
-    const stored = await insertAdmitted(db, admitted);
-    const results = answers(events, admissions, stored);
+    const room = deps.dispatch?.reserve(MAX_JOB_DELIVERIES) ?? 0;
+    let stored: Awaited<ReturnType<typeof insertAdmitted>> | undefined;
+    try {
+      stored = await insertAdmitted(
+        db,
+        admitted,
+        room > 0 ? { owner: deps.dispatch!.leaseOwner, limit: room } : undefined,
+      );
+    } finally {
+      if (room > 0) deps.dispatch!.release(room - (stored?.leased.length ?? 0));
+    }
+    if (stored.leased.length > 0) deps.dispatch!.send(stored.leased);
+    const results = answers(events, admissions, stored.results);
     const accepted = results.filter((r) => r.status === 'fulfilled').length;
     metrics.eventsIngested.inc(accepted);
     if (accepted < results.length)
