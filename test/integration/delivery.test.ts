@@ -7,7 +7,7 @@ import ipaddr from 'ipaddr.js';
 import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase } from '../../src/db/database.js';
+import { createDatabase, type Db } from '../../src/db/database.js';
 import { resumePausedDeliveries } from '../../src/delivery/delivery-repository.js';
 import { createDeliveryEngine } from '../../src/delivery/deliver-batch.js';
 import { USER_AGENT } from '../../src/delivery/delivery-request.js';
@@ -365,3 +365,65 @@ describe('graceful stop', () => {
     }
   });
 });
+
+describe('ingestion in a delivering process', () => {
+  it('leases new deliveries as it stores them and sends them without a job, up to MAX_IN_FLIGHT', async () => {
+    const other = await startTestService({ MAX_IN_FLIGHT: '3', RETRY_SCHEDULE: '600' });
+    try {
+      // Answers after 2 s: what follows happens while the first requests are open.
+      const r = await receiver({ behaviour: { kind: 'status', status: 200, delayMs: 2000 } });
+      const token = await other.token('direct');
+      const created = await other.call('POST', '/webhooks', {
+        token,
+        body: { url: r.url, event_types: ['*'] },
+      });
+      expect(created.status).toBe(201);
+      const posted = await other.call('POST', '/events', {
+        token,
+        body: { type: 'order.created', payload: { n: 1 } },
+      });
+      expect(posted.status).toBe(202);
+      const [deliveryId] = posted.body.delivery_ids as string[];
+      const db = other.service.database.db;
+      // Leased by this process in the storing statement: in flight at once, and no job names it.
+      const [lease] = await sql<{ worker_id: string }>`
+        select worker_id from delivery_leases where delivery_id = ${deliveryId}
+      `
+        .execute(db)
+        .then((q) => q.rows);
+      expect(other.service.worker!.lockOwnerIds()).toContain(lease!.worker_id);
+      expect(await jobsOf(db, deliveryId!)).toEqual([]);
+      await waitFor(() => (r.inFlight() === 1 ? true : undefined), 5000, 'the request to arrive');
+
+      // Beyond MAX_IN_FLIGHT (3 open at most), new deliveries are queued as jobs instead.
+      const more = await Promise.all(
+        [2, 3, 4, 5].map((n) =>
+          other.call('POST', '/events', { token, body: { type: 'order.created', payload: { n } } }),
+        ),
+      );
+      const moreIds = more.map((res) => (res.body.delivery_ids as string[])[0]!);
+      await waitFor(() => (r.inFlight() === 3 ? true : undefined), 5000, 'three requests open');
+      const queued = await Promise.all(moreIds.map((id) => jobsOf(db, id)));
+      expect(queued.filter((jobs) => jobs.length > 0).length).toBeGreaterThanOrEqual(2);
+      expect(other.service.worker!.engine.inFlight()).toBe(3);
+
+      for (const id of [deliveryId!, ...moreIds]) await finalStatusIn(db, id, ['succeeded']);
+      expect(new Set(r.requests.map((q) => q.headers['webhook-id']))).toEqual(
+        new Set([deliveryId, ...moreIds]),
+      );
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
+function finalStatusIn(db: Db, deliveryId: string, statuses: string[]) {
+  return waitFor(
+    async () => {
+      const row = await deliveryRow(db, deliveryId);
+      return row && statuses.includes(row.status) ? row : undefined;
+    },
+    15_000,
+    `delivery ${deliveryId} to reach ${statuses.join('/')}`,
+  );
+}
