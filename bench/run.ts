@@ -158,6 +158,10 @@ interface Stack {
   stop(): Promise<void>;
 }
 
+/** The unmeasured load a fresh delivering service gets before its phase. */
+const WARM_UP_RATE = 200;
+const WARM_UP_SECONDS = 2;
+
 /** Every service process and database started, for peak RSS and for clean-up after a failure. */
 const started = { processes: [] as ServiceProcess[], databases: [] as BenchDatabase[] };
 
@@ -195,6 +199,15 @@ async function startStack(
   for (let i = 0; i < (options.webhooks ?? 1); i++) {
     const created = await client.post('/webhooks', { url: receiverUrl, event_types: ['bench.*'] });
     if (created.status !== 201) throw new Error(`webhook create failed: ${created.status} ${created.body}`);
+  }
+  if (options.delivery !== false && (options.webhooks ?? 1) === 1) {
+    // A fresh process compiles its hot paths during its first thousand requests or so: warm it
+    // up, unmeasured (its deliveries arrive before the phase resets the receiver), as a running
+    // service is.
+    await openLoop(WARM_UP_RATE, WARM_UP_SECONDS, (i, at) =>
+      client.post('/events', { type: 'bench.warmup', payload: { i, sent_at: at } }).then((r) => r.status),
+    );
+    await waitUntil(async () => (await pendingDeliveries(database.url)) === 0, 60_000);
   }
   return {
     database,

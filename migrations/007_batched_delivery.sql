@@ -64,3 +64,7 @@ comment on function acquire_delivery_leases(text, uuid[], text[]) is
 -- delivery only until the attempt is recorded (which deletes it by delivery id) or its holder
 -- is swept as dead.
 alter table delivery_leases drop constraint delivery_leases_delivery_id_fkey;
+
+-- Leases are inserted and deleted once per delivery; the index by worker served only the
+-- stale-worker sweep, which reads a table as small as what is in flight.
+drop index delivery_leases_worker_idx;

@@ -84,16 +84,10 @@ export async function startService(
 
     let worker: DeliveryWorker | undefined;
     if (config.role !== 'api' && config.numWorkers > 0) {
-      // The delivery worker's writes (claims, attempts, next jobs, graphile-worker's own job
-      // completions) commit without waiting for the disk. A crash may lose the last of them;
-      // that only makes an attempt run again (a duplicate with the same webhook-id), never
-      // loses a delivery: every accepted event's deliveries and jobs were committed durably
-      // by the API pool at ingestion, and WAL is replayed in order, so a lost write takes
-      // every later one with it.
-      const workerDatabase = createDatabase(databaseUrl, {
-        max: config.numWorkers + 4,
-        asynchronousCommit: true,
-      });
+      // Its own pool, so that deliveries never wait for the API's connections. Its writes commit
+      // synchronously like everything else: a lease or a job lock that a database crash gave
+      // back while its holder lives on would strand a delivery until that process stops.
+      const workerDatabase = createDatabase(databaseUrl, { max: config.numWorkers + 4 });
       cleanups.push(() => workerDatabase.close());
       worker = await startDeliveryWorker({
         config,

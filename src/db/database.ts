@@ -44,20 +44,13 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-export function createDatabase(
-  connectionString: string,
-  options: { max?: number; asynchronousCommit?: boolean } = {},
-): DatabaseHandle {
+export function createDatabase(connectionString: string, options: { max?: number } = {}): DatabaseHandle {
   const pool = new pg.Pool({
     connectionString,
     max: options.max ?? 20,
     // Prepared statements run on their generic plan: planning the batch statements (a handful
     // of CTEs each) costs more than running them, and they reach rows by keys given as arrays.
-    // See service.ts for why the delivery worker's own writes need not wait for the disk.
-    options: [
-      '-c plan_cache_mode=force_generic_plan',
-      ...(options.asynchronousCommit ? ['-c synchronous_commit=off'] : []),
-    ].join(' '),
+    options: '-c plan_cache_mode=force_generic_plan',
     // A request must not hang while the database is away: fail fast and answer 503.
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30000,

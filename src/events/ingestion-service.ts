@@ -1,8 +1,8 @@
 /**
- * POST /events: the event, one delivery per matching enabled webhook, and one job per
- * delivery commit in one transaction before the answer. Concurrent requests share that
- * transaction (db/group-commit.ts); a request with an Idempotency-Key takes its own, which also
- * holds the key.
+ * POST /events: the event, one delivery per matching enabled webhook, and for each a job or (in
+ * a process that delivers) a lease for this process, commit in one transaction before the
+ * answer. Concurrent requests share that transaction (db/group-commit.ts); a request with an
+ * Idempotency-Key takes its own, which also holds the key.
  */
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';

@@ -88,7 +88,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     rateLimited: new client.Counter({
       name: 'webhook_rate_limited_total',
-      help: 'Refusals by a tenant limit: events_per_sec (POST /events answered 429), concurrent_deliveries and worker_share (a delivery waits its turn).',
+      help: 'Refusals by a tenant limit: events_per_sec (POST /events answered 429), concurrent_deliveries (a delivery over max_concurrent_deliveries waits its turn).',
       labelNames: ['limit'],
       registers,
     }),
@@ -124,8 +124,7 @@ function zeroKnownLabels(metrics: Metrics): void {
     metrics.deliveryDuration.zero({ outcome });
   }
   for (const stage of ['literal', 'connect']) metrics.ssrfBlocks.inc({ stage }, 0);
-  for (const limit of ['events_per_sec', 'concurrent_deliveries', 'worker_share'])
-    metrics.rateLimited.inc({ limit }, 0);
+  for (const limit of ['events_per_sec', 'concurrent_deliveries']) metrics.rateLimited.inc({ limit }, 0);
   for (const kind of ['single', 'bulk', 'recover', 'resend']) metrics.dlqRetries.inc({ kind }, 0);
   for (const table of ['events', 'deliveries', 'delivery_attempts', 'idempotency_keys'])
     metrics.retentionDeleted.inc({ table }, 0);

@@ -1,10 +1,11 @@
 /**
  * max_concurrent_deliveries, counted across every worker process: a delivery holds a row in
  * `delivery_leases` while its request is in flight (see migrations/003_delivery_leases.sql).
- * The lease is taken by `acquire_delivery_leases()` inside the attempts' claim
- * (delivery-repository `claimAttempts`) and given back by the statement that records the
- * attempt; the limit is read from `quotas` at every acquisition, so a lowered limit applies to
- * new work at once. Leases of dead workers go with their jobs (worker-heartbeat).
+ * The lease is taken by `take_delivery_leases()` (migrations/007) when a batch is loaded
+ * (delivery-repository `loadBatch`) or its deliveries are stored (`storeEventBatch`), and given
+ * back by the statement that records the attempt; the limit is read from `quotas` at every
+ * acquisition, so a lowered limit applies to new work at once. Leases of dead workers are swept
+ * and their deliveries queued again (worker-heartbeat).
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';

@@ -121,10 +121,9 @@ describe('one trace per event, from the request to the receiver', () => {
           `00-${trace.traceId}-${outbound[0]!.spanContext().spanId}-01`,
         );
       }
-      // And the attempts' queries are in their traces too. Claims and finishes that arrive
-      // together share one statement (delivery/attempt-batches), which is traced under the
-      // attempt that opened the batch: the two attempts here may share theirs, so at least one
-      // of them holds queries.
+      // And the attempts' queries are in their traces too. Ends that arrive together share one
+      // record statement (delivery/deliver-batch), which is traced under the attempt that opened
+      // the batch: the two attempts here may share theirs, so at least one of them holds queries.
       const attempts = spans.filter((s) => s.name === 'deliver webhook');
       expect(spans.some((s) => s.name.startsWith('pg.query') && attempts.includes(parentOf(s, spans)!))).toBe(
         true,
