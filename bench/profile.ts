@@ -52,6 +52,20 @@ try {
   );
   line('e2e p50 / p99 (ms)', `${fmt(percentile(lat, 50), 1)} / ${fmt(percentile(lat, 99), 1)}`);
   const delivered = receiver.distinct();
+  // The service's own view of POST /events: where its p99 falls among the histogram's buckets.
+  const metrics = await (await fetch(`${service.baseUrl}/metrics`)).text();
+  const buckets = [...metrics.matchAll(/^http_request_duration_seconds_bucket\{(.*)\} (\d+)$/gm)]
+    .filter(
+      (m) =>
+        m[1]!.includes('route="/events"') &&
+        m[1]!.includes('method="POST"') &&
+        m[1]!.includes('status_class="2xx"'),
+    )
+    .map((m) => ({ le: m[1]!.match(/le="([^"]+)"/)![1]!, n: Number(m[2]) }));
+  const total = buckets.at(-1)?.n ?? 0;
+  const p99Bucket = buckets.find((b) => b.n >= total * 0.99)?.le;
+  line('service-side POST /events p99 at or below (s), all requests since start', String(p99Bucket));
+  line('service-side POST /events by bucket (le: count)', buckets.map((b) => `${b.le}: ${b.n}`).join(', '));
   const split = await cpu.per(Math.max(delivered, run.byStatus.get(202) ?? 0));
   line(
     'CPU per event delivered (ms): service / PostgreSQL / rest',

@@ -7,6 +7,7 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database } from '../db/database.js';
 import { pageWithTotal } from '../db/page.js';
 import type { DeliveryAttemptTable, DeliveryTable } from '../delivery/delivery.table.js';
+import type { LoadedDelivery } from '../delivery/delivery-repository.js';
 import { deliveryJobCtes } from '../delivery/enqueue.js';
 import type { EventTable } from './event.table.js';
 
@@ -32,20 +33,21 @@ export interface CreatedDelivery {
   event_id: string;
   webhook_id: string;
   tenant_id: string;
-  /** Leased to the caller (see `storeEventBatch`'s `lease`): what sending it needs. Else no job-less lease. */
+  /** Leased to the caller (`storeEventBatch`'s `lease`): what sending it needs; null when queued as a job. */
   leased: LeasedFields | null;
 }
 
-/** What the caller needs to send a delivery it leased at ingestion. */
-export interface LeasedFields {
-  url: string;
-  secret: string;
-  previous_secret: string | null;
-  previous_secret_expires_at: Date | null;
-  timeout_ms: number | null;
-  failing_since: Date | null;
-  event_created_at: Date;
-}
+/** What the caller needs to send a delivery it leased at ingestion (beside what it already has). */
+export type LeasedFields = Pick<
+  LoadedDelivery,
+  | 'url'
+  | 'secret'
+  | 'previous_secret'
+  | 'previous_secret_expires_at'
+  | 'timeout_ms'
+  | 'failing_since'
+  | 'event_created_at'
+>;
 
 /**
  * The events, one `pending` delivery per event and enabled webhook of its tenant whose
