@@ -84,10 +84,16 @@ const stop = (signal: string) => {
     .then(async () => {
       // Spans still batched in memory are sent before the process ends.
       await tracing?.shutdown().catch(() => undefined);
+      service.logger.info('stopped', { signal, after_ms: Date.now() - stoppingSince! });
+      // stdout to a pipe is written asynchronously: let the last lines out before exiting.
+      await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
     })
     .then(
       () => process.exit(0),
-      () => process.exit(1),
+      (err: unknown) => {
+        service.logger.error('stop failed', { err: err instanceof Error ? err.message : String(err) });
+        process.exit(1);
+      },
     );
 };
 process.on('SIGTERM', () => stop('SIGTERM'));

@@ -70,6 +70,14 @@ describe('embedded PostgreSQL', () => {
     const exit = await proc.exited;
     expect(exit.code).toBe(0);
     expect(await postgresPids(dataDir)).toEqual([]);
+    // The log says when the stop began and that it ended.
+    const lines = proc
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'));
+    const messages = lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+    expect(messages).toContain('stopping');
+    expect(messages.at(-1)).toBe('stopped');
   }, 120_000);
 
   it('after kill -9, a second start on the same DATA_DIR is healthy with the data intact', async () => {
