@@ -16,6 +16,17 @@ export function requestIdOf(ctx: Context): string {
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 /**
+ * The route template the request matched (`/webhooks/:id`), for metrics and logs; never a path
+ * with ids in it, nor the pattern of a router-wide middleware (`(?:\/|$)`, which is what the
+ * router reports for a request refused by authentication before any route).
+ */
+function routeLabel(ctx: Context): string {
+  const matched = (ctx as Context & { _matchedRoute?: unknown })._matchedRoute;
+  if (typeof matched === 'string' && matched.startsWith('/')) return matched;
+  return ctx.status === 401 ? 'unauthenticated' : 'unmatched';
+}
+
+/**
  * Gives each request an id (the caller's X-Request-Id when it is sane), echoes it back, and
  * writes one log line and one histogram sample per request.
  */
@@ -30,7 +41,7 @@ export function requestContext(logger: Logger, metrics: Metrics): Middleware {
       await next();
     } finally {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      const route = routeLabel(ctx);
       metrics.httpDuration.observe(
         { method: ctx.method, route: String(route), status_class: `${Math.floor(ctx.status / 100)}xx` },
         seconds,

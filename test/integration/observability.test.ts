@@ -153,6 +153,9 @@ describe('metrics of a service that delivers', () => {
     // No label value names a tenant, webhook, delivery, event or URL; routes are templates.
     await app.call('GET', `/webhooks/${hook.body.id}`, { token });
     await app.call('GET', `/deliveries/${event.body.delivery_ids[0]}`, { token });
+    // Refused before any route (no token), and matching none: named so, never by a pattern.
+    expect((await app.call('GET', '/webhooks')).status).toBe(401);
+    expect((await app.call('GET', '/no-such-route', { token })).status).toBe(404);
     const after = await scrape(app.url);
     const identifying = [
       'metrics-tenant',
@@ -175,6 +178,9 @@ describe('metrics of a service that delivers', () => {
     );
     expect(routes).toContain('/webhooks/:id');
     expect(routes).toContain('/deliveries/:id');
+    expect(routes).toContain('unauthenticated');
+    expect(routes).toContain('unmatched');
+    for (const route of routes) expect(route).toMatch(/^(\/[\w:/-]*|unauthenticated|unmatched)$/);
   });
 });
 
