@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'rate_limited'
+  | 'events_disabled'
   | 'service_unavailable'
   | 'internal_error';
 
@@ -23,6 +24,7 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
+  events_disabled: 403,
   service_unavailable: 503,
   internal_error: 500,
 };

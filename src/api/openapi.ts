@@ -86,7 +86,7 @@ export interface Operation {
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'Invalid input; `details` lists each failing field (unknown fields too).',
   401: 'Missing, malformed, expired or wrongly signed token.',
-  403: 'A tenant token naming another tenant.',
+  403: 'A tenant token naming another tenant; on POST /events also events_disabled: the tenant may send none (max_events_per_sec 0).',
   404: 'No such object, or it belongs to another tenant.',
   409: 'Conflict.',
   413: 'Body larger than MAX_PAYLOAD_BYTES.',

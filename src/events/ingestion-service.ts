@@ -64,6 +64,14 @@ export function rateLimitHeaders(state: RateLimitState): Record<string, string> 
 }
 
 function rateLimited(tenantId: string, admission: Admission): AppError {
+  // A limit of 0 is not a wait: no retry would succeed until an operator raises it.
+  if (admission.limit === 0) {
+    return new AppError(
+      'events_disabled',
+      `Tenant ${tenantId} may not send events: its max_events_per_sec is 0.`,
+      { headers: rateLimitHeaders(rateLimitState(admission)) },
+    );
+  }
   return new AppError(
     'rate_limited',
     `Tenant ${tenantId} is over its limit of ${admission.limit} events per second; retry after ${admission.resetSeconds} s.`,
