@@ -432,6 +432,12 @@ describe('sql/runbook', () => {
       expect(out).toContain(table);
     }
     expect(out).toContain(database.name);
+    // A young table is counted, not shown as the planner's "0" or "-1" before its first ANALYZE.
+    const { rows } = await client.query<{ n: number }>('select count(*)::int as n from deliveries');
+    expect(rows[0]!.n).toBeGreaterThan(0);
+    const line = out.split('\n').find((l) => / deliveries +\|/.test(l));
+    const cells = line!.split('|').map((cell) => cell.trim());
+    expect(cells.slice(-2)).toEqual([String(rows[0]!.n), 'counted']);
   });
 
   it('raise-tenant-quota.sql: changes the given limits only, and audits the change', async () => {
