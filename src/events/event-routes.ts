@@ -26,19 +26,33 @@ const validateTenantQuery = queryValidator<TenantQuery>(tenantQuerySchema);
 const queryOf = (ctx: Context): Record<string, unknown> => ({ ...ctx.query });
 
 /** The Idempotency-Key header: absent, or 1–255 characters. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The Idempotency-Key header as the client wrote it: its bytes read as UTF-8 (Node hands header
+ * values over one byte per character), 1 to MAX_IDEMPOTENCY_KEY_LENGTH characters.
+ */
 function idempotencyKeyOf(ctx: Context): string | undefined {
   const raw = ctx.headers['idempotency-key'];
   if (raw === undefined) return undefined;
-  const key = Array.isArray(raw) ? raw.join(', ') : raw;
-  if (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
-    throw new AppError('invalid_request', 'The Idempotency-Key header is invalid.', {
-      details: [
-        { field: 'Idempotency-Key', message: `must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters long` },
-      ],
-    });
+  const bytes = Buffer.from(Array.isArray(raw) ? raw.join(', ') : raw, 'latin1');
+  let key: string;
+  try {
+    key = UTF8.decode(bytes);
+  } catch {
+    throw invalidKey('must be UTF-8 text');
+  }
+  const characters = [...key].length;
+  if (characters === 0 || characters > MAX_IDEMPOTENCY_KEY_LENGTH) {
+    throw invalidKey(`must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters long`);
   }
   return key;
 }
+
+const invalidKey = (message: string) =>
+  new AppError('invalid_request', 'The Idempotency-Key header is invalid.', {
+    details: [{ field: 'Idempotency-Key', message }],
+  });
 
 export function eventRoutes(deps: ApiDeps, options: { ingestion?: IngestionService } = {}): Router {
   const ingestion = options.ingestion ?? createIngestionService(deps);
