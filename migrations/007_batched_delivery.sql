@@ -8,8 +8,11 @@
 -- max_concurrent_deliveries (default 50), in the order given; tenants are locked in id order so
 -- two batches cannot deadlock. One row per delivery that is leased now: taken = true when this
 -- call took it, false when someone already held it. A delivery missing from the answer was
--- refused by its tenant's cap.
-create function take_delivery_leases(p_worker_id text, p_delivery_ids uuid[], p_tenant_ids text[])
+-- refused by its tenant's cap, or (with p_attempts, the attempt each is to make) no longer due at
+-- that attempt when the tenant's lock was taken: the caller's snapshot may be older than a
+-- record that was committed meanwhile.
+create function take_delivery_leases(
+  p_worker_id text, p_delivery_ids uuid[], p_tenant_ids text[], p_attempts integer[] default null)
 returns table (delivery_id uuid, taken boolean)
 language plpgsql
 -- delivery_leases churns: read it by index only (see migration 006).
@@ -37,6 +40,10 @@ begin
       select d, v_tenant, p_worker_id
         from unnest(v_ids) with ordinality as r(d, o)
        where not exists (select 1 from delivery_leases l where l.delivery_id = r.d)
+         and (p_attempts is null or exists (
+               select 1 from deliveries x
+                 join unnest(p_delivery_ids, p_attempts) as a(id, attempt) on a.id = x.id
+                where x.id = r.d and x.attempt_count = a.attempt - 1 and x.status in ('pending', 'failed')))
        order by o
        limit greatest(0, coalesce(v_limit, 50) - v_in_flight)
       on conflict do nothing
@@ -44,7 +51,7 @@ begin
   end loop;
 end;
 $$;
-comment on function take_delivery_leases(text, uuid[], text[]) is
+comment on function take_delivery_leases(text, uuid[], text[], integer[]) is
   'Leases for a batch of deliveries about to be sent, each tenant up to its max_concurrent_deliveries; taken = false for one someone else already holds.';
 
 -- The earlier forms answer the leases taken, by the same rule.

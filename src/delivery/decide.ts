@@ -20,10 +20,6 @@ export function decide(
   now: Date,
 ): { state: FinalState; outcome: AttemptOutcome } {
   if (result.ok) return { state: { status: 'succeeded' }, outcome: 'succeeded' };
-  // Cut short by a graceful stop: the attempt counts, and the next one is due at once.
-  if (result.interrupted) {
-    return { state: { status: 'failed', nextAttemptAt: now }, outcome: 'retry_scheduled' };
-  }
   // A refused destination will be refused again: no point in retrying.
   if (result.permanent) return { state: { status: 'dead' }, outcome: 'dead' };
   if (result.statusCode === 410) return { state: { status: 'paused' }, outcome: 'gone' };
@@ -33,8 +29,10 @@ export function decide(
     now,
   );
   if (decision.kind === 'dead') return { state: { status: 'dead' }, outcome: 'dead' };
+  // Cut short by a graceful stop: the attempt counts, and the next one is due at once.
+  const delayMs = result.interrupted ? 0 : decision.delayMs;
   return {
-    state: { status: 'failed', nextAttemptAt: new Date(now.getTime() + decision.delayMs) },
+    state: { status: 'failed', nextAttemptAt: new Date(now.getTime() + delayMs) },
     outcome: 'retry_scheduled',
   };
 }

@@ -28,6 +28,7 @@ import {
   disableGoneWebhook,
   loadBatch,
   recordAttempts,
+  releaseLeases,
   type AttemptEnd,
   type LoadedBatch,
   type LoadedDelivery,
@@ -159,6 +160,21 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       try {
         return await recorder.submit(end);
       } catch (err) {
+        if (!isTransient(err)) {
+          // The database refuses this end itself: trying again cannot help. Give the lease back
+          // and queue the attempt again rather than hold the lease for good.
+          logger.error('attempt end refused by the database; queued again', {
+            ...logFields(end.delivery, end.attempt.attemptNumber),
+            err: errorText(err),
+            pg_code: (err as { code?: unknown }).code,
+          });
+          await giveBack({
+            id: end.delivery.id,
+            attempt: end.attempt.attemptNumber,
+            tenant_id: end.delivery.tenant_id,
+          });
+          return undefined;
+        }
         if (stopped) {
           // The lease stays: the stale-worker sweep queues the delivery again.
           logger.error('attempt end not recorded: stopping', {
@@ -261,16 +277,24 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     else logger.info('delivery attempt', fields);
   }
 
+  /** Best effort: the lease back and the attempt queued again (else the stale-worker sweep does it when this process stops). */
+  async function giveBack(delivery: Pick<LoadedDelivery, 'id' | 'attempt' | 'tenant_id'>): Promise<void> {
+    await releaseLeases(db, [delivery], leaseOwner).catch((err: unknown) =>
+      logger.error('lease not given back', { delivery_id: delivery.id, err: errorText(err) }),
+    );
+  }
+
   /** deliverOne for each, each giving back its room when done. */
   function sendAll(deliveries: LoadedDelivery[]): void {
     for (const delivery of deliveries) {
       deliverOne(delivery)
-        .catch((err: unknown) =>
-          logger.error('delivery failed unexpectedly', {
+        .catch(async (err: unknown) => {
+          logger.error('delivery failed unexpectedly; queued again', {
             ...logFields(delivery, delivery.attempt),
             err: errorText(err),
-          }),
-        )
+          });
+          await giveBack(delivery);
+        })
         .finally(() => room.release(1));
     }
   }
@@ -287,8 +311,8 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
         logger.error('deliver job with an invalid payload ignored', { payload_type: typeof payload });
         return { sent: 0, deferred: 0, requeued: 0, skipped: 0 };
       }
-      const wanted = Math.min(job.deliveries.length, deps.config.maxInFlight);
-      if (!(await room.take(wanted))) {
+      const wanted = await room.take(job.deliveries.length);
+      if (wanted === 0) {
         // Stopping: this job's deliveries go back to the queue for another process (or the next start).
         await enqueueDeliveries(
           db,
@@ -368,11 +392,13 @@ function healthChange(delivery: LoadedDelivery, outcome: AttemptOutcome): Pick<A
 
 /**
  * MAX_IN_FLIGHT: requests a process keeps open at once, over all its jobs. A job takes room for
- * its batch (at most the whole limit) before loading it, in arrival order, and gives back what
- * it did not lease. Once closed, waiting and later takers get false.
+ * as much of its batch as is free (waiting only while nothing is), in arrival order, loads that
+ * much and gives back what it did not lease; the rest of its batch goes back to the queue. So a
+ * large batch never holds up a small one while there is room. Once closed, takers get 0.
  */
 interface Room {
-  take(n: number): Promise<boolean>;
+  /** At least 1 and at most `n`, once any room is free; 0 when closed. */
+  take(n: number): Promise<number>;
   /** Up to `n` now, without waiting (0 while others wait or once closed). */
   tryTake(n: number): number;
   release(n: number): void;
@@ -383,37 +409,35 @@ interface Room {
 function createRoom(max: number, onIdle: () => void): Room {
   let used = 0;
   let closed = false;
-  const waiting: { n: number; resolve(taken: boolean): void }[] = [];
-  const fits = (n: number) => used + n <= max;
+  const waiting: { n: number; resolve(taken: number): void }[] = [];
+  const grant = (n: number): number => {
+    const taken = Math.max(0, Math.min(n, max - used));
+    used += taken;
+    return taken;
+  };
   return {
     take(n) {
-      if (closed) return Promise.resolve(false);
-      if (waiting.length === 0 && fits(n)) {
-        used += n;
-        return Promise.resolve(true);
-      }
-      return new Promise<boolean>((resolve) => waiting.push({ n, resolve }));
+      if (closed) return Promise.resolve(0);
+      if (waiting.length === 0 && used < max) return Promise.resolve(grant(n));
+      return new Promise<number>((resolve) => waiting.push({ n, resolve }));
     },
     tryTake(n) {
       if (closed || waiting.length > 0) return 0;
-      const taken = Math.max(0, Math.min(n, max - used));
-      used += taken;
-      return taken;
+      return grant(n);
     },
     release(n) {
       if (n === 0) return;
       used -= n;
-      while (waiting.length > 0 && fits(waiting[0]!.n)) {
+      while (waiting.length > 0 && used < max) {
         const next = waiting.shift()!;
-        used += next.n;
-        next.resolve(true);
+        next.resolve(grant(next.n));
       }
       if (used === 0) onIdle();
     },
     used: () => used,
     close() {
       closed = true;
-      for (const waiter of waiting.splice(0)) waiter.resolve(false);
+      for (const waiter of waiting.splice(0)) waiter.resolve(0);
     },
   };
 }
@@ -425,6 +449,16 @@ function logFields(delivery: Pick<LoadedDelivery, 'id' | 'webhook_id' | 'tenant_
     tenant_id: delivery.tenant_id,
     attempt,
   };
+}
+
+/**
+ * Whether a failed statement may succeed if tried again: the connection or the server went away,
+ * or a conflict with another transaction. Data, constraint and syntax errors will not.
+ */
+function isTransient(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true;
+  return ['08', '40', '53', '55', '57', '58'].includes(code.slice(0, 2));
 }
 
 function errorText(err: unknown): string {

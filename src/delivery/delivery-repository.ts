@@ -91,7 +91,8 @@ export async function loadBatch(
     ), leases as materialized (
       select * from take_delivery_leases(${leaseOwner},
                array(select id from sendable where asked order by ord),
-               array(select tenant_id from sendable where asked order by ord))
+               array(select tenant_id from sendable where asked order by ord),
+               array(select attempt from sendable where asked order by ord))
     ), paused as (
       -- The webhook row is read under a share lock: a re-enable in progress is waited for and
       -- seen, so no delivery is left paused behind a webhook enabled meanwhile.
@@ -99,6 +100,9 @@ export async function loadBatch(
          set status = 'paused', next_attempt_at = null, updated_at = now()
         from due
        where d.id = due.id
+         -- Still due, and not in flight elsewhere (whose end must not be overwritten).
+         and d.status in ('pending', 'failed') and d.attempt_count = due.attempt - 1
+         and not exists (select 1 from delivery_leases l where l.delivery_id = d.id)
          and due.webhook_id in (
                select w.id from webhooks w
                 where w.id = any (array(select webhook_id from due where webhook_id not in (
@@ -191,7 +195,10 @@ export async function recordAttempts(
   // The last word on each webhook's health in this batch.
   const health = new Map<string, boolean>();
   for (const end of ends) if (end.health) health.set(end.delivery.webhook_id, end.health === 'failing');
-  const healthRows = [...health].map(([webhook_id, failing]) => ({ webhook_id, failing }));
+  // In id order, so two record statements touching the same webhooks cannot deadlock.
+  const healthRows = [...health]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([webhook_id, failing]) => ({ webhook_id, failing }));
   const result = await sql<{ id: string }>`-- prepared: record_attempts
     with f as materialized (
       select * from json_to_recordset(${JSON.stringify(rows)}::json) as f(
@@ -232,6 +239,12 @@ export async function recordAttempts(
              f.next_attempt_at as run_at, f.traceparent, f.ord
         from f join recorded on recorded.id = f.delivery_id
        where f.status = 'failed'
+      union all
+      -- Not recorded because the delivery changed meanwhile (a resend or recovery started a new
+      -- series while this attempt was in flight): its lease is released here, so it needs a job.
+      select d.id, d.attempt_count + 1, d.tenant_id, null::int, d.next_attempt_at, f.traceparent, f.ord
+        from f join deliveries d on d.id = f.delivery_id
+       where f.delivery_id not in (select id from recorded) and d.status in ('pending', 'failed')
     ), ${deliveryJobCtes('retries')}
     select id from recorded where (select count(*) from added_jobs) >= 0
   `.execute(db);
@@ -262,6 +275,29 @@ export async function disableGoneWebhook(
     tenantId,
     requestId: null,
     details: { reason: GONE_REASON, delivery_id: deliveryId },
+  });
+}
+
+/**
+ * Gives back leases this process holds without an attempt recorded (the end could not be
+ * written, or sending failed before a request), and queues the deliveries again at the same
+ * attempt.
+ */
+export async function releaseLeases(
+  db: Kysely<Database>,
+  deliveries: readonly Pick<LoadedDelivery, 'id' | 'attempt' | 'tenant_id'>[],
+  leaseOwner: string,
+): Promise<void> {
+  if (deliveries.length === 0) return;
+  await db.transaction().execute(async (trx) => {
+    await sql`
+      delete from delivery_leases
+       where delivery_id = any (${deliveries.map((d) => d.id)}::uuid[]) and worker_id = ${leaseOwner}
+    `.execute(trx);
+    await enqueueDeliveries(
+      trx,
+      deliveries.map((d) => ({ deliveryId: d.id, attempt: d.attempt, tenantId: d.tenant_id })),
+    );
   });
 }
 

@@ -366,6 +366,44 @@ describe('graceful stop', () => {
   });
 });
 
+describe('a delivery restarted while an attempt is in flight', () => {
+  it('is not stranded: the old attempt is not recorded, and the new series is sent', async () => {
+    // Attempt 1 fails; attempt 2 is held 1.5 s; the resend comes while it is in flight.
+    const r = await receiver({
+      behaviour: (index) =>
+        index === 0
+          ? { kind: 'status', status: 500 }
+          : index === 1
+            ? { kind: 'status', status: 200, delayMs: 1500 }
+            : { kind: 'status', status: 200 },
+    });
+    const queued = await queueDelivery(db(), { url: r.url });
+    await waitFor(
+      () => (r.inFlight() === 1 && r.requests.length === 2 ? true : undefined),
+      10_000,
+      'attempt 2 in flight',
+    );
+    expect((await deliveryRow(db(), queued.deliveryId))!.status).toBe('failed');
+    const token = await svc.token(queued.tenantId);
+    const resent = await svc.call('POST', `/deliveries/${queued.deliveryId}/retry`, { token });
+    expect(resent.status).toBe(202);
+    // The new series' attempt 1 arrives once attempt 2 has ended and given its lease back.
+    const done = await finalStatus(queued.deliveryId, ['succeeded']);
+    expect(done.attempt_count).toBe(1);
+    expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([
+      queued.deliveryId,
+      queued.deliveryId,
+      queued.deliveryId,
+    ]);
+    // Attempt 2 of the old series was not recorded: the log shows attempt 1 (500) and the new series' attempt 1.
+    const attempts = await attemptRows(db(), queued.deliveryId);
+    expect(attempts.map((a) => [a.attempt_number, a.status_code])).toEqual([
+      [1, 500],
+      [1, 200],
+    ]);
+  });
+});
+
 describe('ingestion in a delivering process', () => {
   it('leases new deliveries as it stores them and sends them without a job, up to MAX_IN_FLIGHT', async () => {
     const other = await startTestService({ MAX_IN_FLIGHT: '3', RETRY_SCHEDULE: '600' });
