@@ -37,7 +37,7 @@ if (!config.isProduction && service.url) {
   process.stdout.write(
     [
       '',
-      `  Webhook service ready at ${service.url}  (role ${config.role}, ${config.numWorkers} delivery workers)`,
+      `  Webhook service ready at ${service.url}  (role ${config.role}, ${config.numWorkers} delivery jobs at once, up to ${config.maxInFlight} requests in flight)`,
       `  Admin token (development):`,
       `    ${adminToken}`,
       `  Tenant token:  npm run --silent token -- --tenant acme`,
