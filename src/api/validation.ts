@@ -16,14 +16,16 @@ addFormats(ajv, ['date-time', 'uri', 'uuid']);
 export const queryAjv = new Ajv({ allErrors: true, strict: true, coerceTypes: true, useDefaults: true });
 addFormats(queryAjv, ['date-time', 'uri', 'uuid']);
 
-function describe(error: ErrorObject): ErrorDetail {
+/** For unknown fields someone may well try: what to say instead of "is not a known field". */
+export type FieldHints = Readonly<Record<string, string>>;
+
+function describe(error: ErrorObject, hints: FieldHints): ErrorDetail {
   const base = error.instancePath || '';
   switch (error.keyword) {
-    case 'additionalProperties':
-      return {
-        field: `${base}/${(error.params as { additionalProperty: string }).additionalProperty}`,
-        message: 'is not a known field',
-      };
+    case 'additionalProperties': {
+      const field = `${base}/${(error.params as { additionalProperty: string }).additionalProperty}`;
+      return { field, message: hints[field] ?? 'is not a known field' };
+    }
     case 'required':
       return {
         field: `${base}/${(error.params as { missingProperty: string }).missingProperty}`,
@@ -36,21 +38,32 @@ function describe(error: ErrorObject): ErrorDetail {
 
 export type Validator<T> = (input: unknown) => T;
 
-function makeValidator<T>(instance: Ajv, schema: Schema | JSONSchemaType<T>, what: string): Validator<T> {
+function makeValidator<T>(
+  instance: Ajv,
+  schema: Schema | JSONSchemaType<T>,
+  what: string,
+  hints: FieldHints = {},
+): Validator<T> {
   const validate = instance.compile<T>(schema as Schema);
   return (input: unknown): T => {
     if (validate(input)) return input;
-    const details = (validate.errors ?? []).map(describe);
+    const details = (validate.errors ?? []).map((error) => describe(error, hints));
     throw new AppError('invalid_request', `The ${what} is invalid.`, { details });
   };
 }
 
-export const bodyValidator = <T>(schema: Schema | JSONSchemaType<T>): Validator<T> =>
-  makeValidator<T>(ajv, schema, 'request body');
+export const bodyValidator = <T>(schema: Schema | JSONSchemaType<T>, hints?: FieldHints): Validator<T> =>
+  makeValidator<T>(ajv, schema, 'request body', hints);
 
 export function queryValidator<T>(schema: Schema | JSONSchemaType<T>): Validator<T> {
   const validate = makeValidator<T>(queryAjv, schema, 'query string');
   return (input: unknown): T => {
+    // A parameter given twice arrives as an array; say so rather than "must be integer".
+    const repeated = Object.entries((input ?? {}) as Record<string, unknown>)
+      .filter(([, value]) => Array.isArray(value))
+      .map(([name]) => ({ field: `/${name}`, message: 'is repeated; give it once' }));
+    if (repeated.length > 0)
+      throw new AppError('invalid_request', 'The query string is invalid.', { details: repeated });
     const query = validate(input);
     // Coercion turns "1e999" into Infinity, and ajv lets that through `integer` and `maximum`.
     const details = Object.entries(query as Record<string, unknown>)

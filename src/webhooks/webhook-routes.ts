@@ -24,7 +24,9 @@ import { createDlqService } from '../dlq/dlq-service.js';
 import { recoverSchema, type RecoverBody } from '../dlq/dlq-schemas.js';
 
 const validateCreate = bodyValidator<CreateWebhookBody>(createWebhookSchema);
-const validateUpdate = bodyValidator<UpdateWebhookBody>(updateWebhookSchema);
+const validateUpdate = bodyValidator<UpdateWebhookBody>(updateWebhookSchema, {
+  '/secret': 'cannot be changed with PATCH; use POST /webhooks/:id/rotate-secret',
+});
 const validateRotate = bodyValidator<RotateSecretBody>(rotateSecretSchema);
 const validateListQuery = queryValidator<ListWebhooksQuery>(listWebhooksQuerySchema);
 const validateTenantQuery = queryValidator<TenantQuery>(tenantQuerySchema);

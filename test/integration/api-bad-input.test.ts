@@ -299,5 +299,8 @@ describe('transport-level refusals', () => {
     ]) {
       expectError(await svc.call('GET', path, { token }), 400, 'invalid_request');
     }
+    // A parameter given twice is named as such, not as the wrong type.
+    const repeated = await svc.call('GET', '/events?limit=1&limit=2', { token });
+    expect(repeated.body.error.details).toEqual([{ field: '/limit', message: 'is repeated; give it once' }]);
   });
 });

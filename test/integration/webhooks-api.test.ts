@@ -290,7 +290,10 @@ describe('GET, PATCH, DELETE /webhooks/:id', () => {
       body: { secret: 'x' },
     });
     expect(secretChange.status).toBe(400);
-    expect(secretChange.body.error.details).toEqual([{ field: '/secret', message: 'is not a known field' }]);
+    // The field is known elsewhere: the answer says where.
+    expect(secretChange.body.error.details).toEqual([
+      { field: '/secret', message: 'cannot be changed with PATCH; use POST /webhooks/:id/rotate-secret' },
+    ]);
   });
 
   it('PATCH enabled=false records who disabled it and when; enabled=true clears it', async () => {
