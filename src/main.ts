@@ -34,7 +34,8 @@ const service = await startService(config).catch((err: Error) => {
 
 if (!config.isProduction && service.url) {
   const adminToken = await signToken(service.jwtSecret, { tenantId: 'admin', role: 'admin' });
-  process.stdout.write(
+  // On stderr, once, outside the JSON log lines on stdout: logs never hold a token.
+  process.stderr.write(
     [
       '',
       `  Webhook service ready at ${service.url}  (role ${config.role}, ${config.numWorkers} delivery jobs at once, up to ${config.maxInFlight} requests in flight)`,

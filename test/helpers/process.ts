@@ -13,6 +13,8 @@ export interface ServiceProcess {
   child: ChildProcess;
   /** Everything written to stdout and stderr so far. */
   output(): string;
+  /** What was written to stdout alone (the JSON log lines). */
+  stdout(): string;
   /** Resolves with the port from the "listening" log line. */
   listening: Promise<number>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -43,12 +45,16 @@ export function spawnService(env: Record<string, string>): ServiceProcess {
       }
     }
   };
-  child.stdout!.on('data', onData);
+  let stdout = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    onData(chunk);
+  });
   child.stderr!.on('data', onData);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  return { child, output: () => out, listening, exited };
+  return { child, output: () => out, stdout: () => stdout, listening, exited };
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */

@@ -70,6 +70,15 @@ describe('embedded PostgreSQL', () => {
     const exit = await proc.exited;
     expect(exit.code).toBe(0);
     expect(await postgresPids(dataDir)).toEqual([]);
+    // The development banner (with its admin token) is on stderr; stdout holds only JSON log lines.
+    expect(proc.output()).toContain('Admin token (development)');
+    expect(proc.stdout()).not.toContain('Admin token');
+    expect(
+      proc
+        .stdout()
+        .split('\n')
+        .filter((line) => line !== '' && !line.startsWith('{')),
+    ).toEqual([]);
     // The log says when the stop began and that it ended.
     const lines = proc
       .output()
