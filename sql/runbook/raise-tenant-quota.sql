@@ -1,7 +1,8 @@
 -- Raise (or lower) a tenant's quota.
 -- Answers: "this tenant's legitimate traffic needs a higher limit now". Changes the row in
--- quotas, which every process reads for each decision (no restart), and writes an audit_log
--- row (actor psql:<database user>, action quota.updated) in the same transaction.
+-- quotas, which every process reads for each decision (no restart); the quotas_audit trigger
+-- writes the audit_log row (actor psql:<database user>, action quota.updated) in the same
+-- transaction, as it does for any UPDATE quotas (actor db:<database user> then).
 -- Limits left out keep their value. The tenant must exist (it is created on its first request).
 -- Run: psql "$DATABASE_URL" -X -v tenant_id=acme -v max_events_per_sec=500 -f sql/runbook/raise-tenant-quota.sql
 --      limits, any of: -v max_events_per_sec=N  -v max_concurrent_deliveries=N  -v max_dlq_size=N
@@ -43,9 +44,9 @@ begin;
 select tenant_id, max_events_per_sec, max_concurrent_deliveries, max_dlq_size, updated_at
 from quotas where tenant_id = :'tenant_id';
 
-create temp table quota_before on commit drop as
-  select tenant_id, max_events_per_sec, max_concurrent_deliveries, max_dlq_size
-  from quotas where tenant_id = :'tenant_id';
+-- The quotas_audit trigger writes the audit row; this names who and how.
+select set_config('hookrelay.actor', 'psql:' || current_user, true),
+       set_config('hookrelay.via', 'sql/runbook/raise-tenant-quota.sql', true);
 
 insert into quotas (tenant_id, max_events_per_sec, max_concurrent_deliveries, max_dlq_size)
 values (
@@ -59,25 +60,6 @@ on conflict (tenant_id) do update set
   max_concurrent_deliveries = coalesce(nullif(:'max_concurrent_deliveries', '')::integer, quotas.max_concurrent_deliveries),
   max_dlq_size = coalesce(nullif(:'max_dlq_size', '')::integer, quotas.max_dlq_size),
   updated_at = now();
-
-insert into audit_log (actor, action, object_type, object_id, tenant_id, details)
-select
-  'psql:' || current_user,
-  'quota.updated',
-  'quota',
-  q.tenant_id,
-  q.tenant_id,
-  jsonb_build_object(
-    'before', (select to_jsonb(b) - 'tenant_id' from quota_before b),
-    'after', jsonb_build_object(
-      'max_events_per_sec', q.max_events_per_sec,
-      'max_concurrent_deliveries', q.max_concurrent_deliveries,
-      'max_dlq_size', q.max_dlq_size
-    ),
-    'via', 'sql/runbook/raise-tenant-quota.sql'
-  )
-from quotas q
-where q.tenant_id = :'tenant_id';
 
 \echo 'After:'
 select tenant_id, max_events_per_sec, max_concurrent_deliveries, max_dlq_size, updated_at

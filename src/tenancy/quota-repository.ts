@@ -15,12 +15,18 @@ export async function findQuota(db: Kysely<Database>, tenantId: string): Promise
     .executeTakeFirst();
 }
 
-/** Sets the given limits (others unchanged) and returns the row as it is now. */
+/**
+ * Sets the given limits (others unchanged) and returns the row as it is now. Call it in a
+ * transaction: `by` names the caller in the audit row the quotas_audit trigger writes.
+ */
 export async function updateQuota(
   db: Kysely<Database>,
   tenantId: string,
   changes: Partial<QuotaLimits>,
+  by: { actor: string; requestId: string | null },
 ): Promise<QuotaLimits> {
+  await sql`select set_config('hookrelay.actor', ${by.actor}, true),
+                   set_config('hookrelay.request_id', ${by.requestId ?? ''}, true)`.execute(db);
   return db
     .updateTable('quotas')
     .set({ ...changes, updated_at: sql<Date>`now()` })

@@ -7,7 +7,7 @@ import type { ApiDeps } from '../api/deps.js';
 import { actingTenant, requireAdmin } from '../api/auth.js';
 import { principalOf, requestIdOf } from '../api/request-context.js';
 import { bodyValidator } from '../api/validation.js';
-import { actorOf, writeAudit } from '../audit/audit-repository.js';
+import { actorOf } from '../audit/audit-repository.js';
 import { notFound } from '../errors.js';
 import { concurrentDeliveries } from './concurrency-cap.js';
 import { eventsInWindow } from './event-rate-limit.js';
@@ -50,20 +50,12 @@ export function quotaRoutes(deps: ApiDeps): Router {
     const tenantId = actingTenant(principal, ctx.params.tenant_id);
     const changes = validateQuotaChange(ctx.request.body ?? {});
     await ensureTenant(deps.db, tenantId);
-    const limits = await deps.db.transaction().execute(async (trx) => {
-      const before = await findQuota(trx, tenantId);
-      const after = await updateQuota(trx, tenantId, changes);
-      await writeAudit(trx, {
-        actor: actorOf(principal),
-        action: 'quota.updated',
-        objectType: 'quota',
-        objectId: tenantId,
-        tenantId,
-        requestId: requestIdOf(ctx),
-        details: { before, after },
-      });
-      return after;
-    });
+    // The quotas_audit trigger (migrations/008) writes the audit row, naming this caller.
+    const limits = await deps.db
+      .transaction()
+      .execute((trx) =>
+        updateQuota(trx, tenantId, changes, { actor: actorOf(principal), requestId: requestIdOf(ctx) }),
+      );
     ctx.body = { tenant_id: tenantId, limits };
   });
 

@@ -1,5 +1,5 @@
-import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/database.js';
+import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, type DatabaseHandle } from '../../src/db/database.js';
 import { concurrentDeliveries } from '../../src/tenancy/concurrency-cap.js';
@@ -75,6 +75,27 @@ describe('PUT /quotas/:tenant_id', () => {
       .where('object_id', '=', 'acme')
       .executeTakeFirstOrThrow();
     expect(audit).toMatchObject({ actor: 'ops:admin', tenant_id: 'acme', request_id: 'req-quota-1' });
+    expect(audit.details).toMatchObject({
+      before: { max_events_per_sec: 100, max_concurrent_deliveries: 50 },
+      after: { max_events_per_sec: 250, max_concurrent_deliveries: 7 },
+    });
+  });
+
+  it('a plain UPDATE quotas in SQL is audited too, naming the database role', async () => {
+    const db = svc.service.database.db;
+    await sql`update quotas set max_dlq_size = 42 where tenant_id = 'acme'`.execute(db);
+    // Setting a limit to the value it has changes nothing, and leaves no row.
+    await sql`update quotas set max_dlq_size = 42 where tenant_id = 'acme'`.execute(db);
+    const rows = await db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('action', '=', 'quota.updated')
+      .where('object_id', '=', 'acme')
+      .where(sql<boolean>`details->'after'->>'max_dlq_size' = '42'`)
+      .execute();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ actor: 'db:postgres', tenant_id: 'acme', request_id: null });
+    expect(rows[0]!.details).toMatchObject({ before: { max_dlq_size: 100 }, after: { max_dlq_size: 42 } });
   });
 
   it('rejects unknown fields, negative numbers and an empty body with details', async () => {
