@@ -7,6 +7,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
 import { signToken } from '../../src/api/auth.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
@@ -107,7 +108,26 @@ it('a PostgreSQL restart during ingest and delivery: 503s while it is away, then
     }
   })();
 
-  // Steady state first: deliveries arriving.
+  // Steady state first: both workers up (each has written its heartbeat) and deliveries arriving.
+  // A process still starting when the database goes away exits (its supervisor restarts it);
+  // this test is about processes that were running.
+  const heartbeats = new pg.Client({ connectionString: server.connectionString });
+  await heartbeats.connect();
+  try {
+    const workerPids = workers.map((w) => w.child.pid);
+    await waitFor(
+      async () => {
+        const { rows } = await heartbeats.query<{ pid: number }>(
+          'select distinct pid from worker_heartbeats',
+        );
+        return workerPids.every((pid) => rows.some((row) => row.pid === pid)) ? true : undefined;
+      },
+      30_000,
+      'both workers started',
+    );
+  } finally {
+    await heartbeats.end();
+  }
   await waitFor(() => (receiver!.requests.length >= 40 ? true : undefined), 30_000, 'steady deliveries');
   const stoppedAt = Date.now();
   await server.stop();
