@@ -127,6 +127,30 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** Whether nothing listens on `port` on 127.0.0.1. */
+async function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * The port the embedded server uses, kept in `DATA_DIR/pg-port` so that it stays the same from
+ * one start to the next (psql and the runbook find it there: `npm run psql`); another only
+ * when that one is taken.
+ */
+async function keptPort(dataDir: string): Promise<number> {
+  const file = path.join(dataDir, 'pg-port');
+  const kept = Number.parseInt((await fs.readFile(file, 'utf8').catch(() => '')).trim(), 10);
+  if (Number.isInteger(kept) && kept > 0 && kept < 65536 && (await isFree(kept))) return kept;
+  const port = await freePort();
+  await fs.writeFile(file, `${port}\n`);
+  return port;
+}
+
 /** The port a running server listens on, from line 4 of its postmaster.pid; undefined when none runs. */
 async function runningServerPort(pgDir: string, bin: Binaries, runAs: RunAs): Promise<number | undefined> {
   const pidFile = path.join(pgDir, 'postmaster.pid');
@@ -253,7 +277,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
         () => undefined,
       );
     }
-    port = options.port ?? (await freePort());
+    port = options.port ?? (await keptPort(dataDir));
     log('starting embedded PostgreSQL', { port });
     await startServer(bin, pgDir, port, runAs);
   }

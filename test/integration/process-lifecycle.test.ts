@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../helpers/database.js';
-import { spawnService, type ServiceProcess } from '../helpers/process.js';
+import { spawnService, waitFor, type ServiceProcess } from '../helpers/process.js';
 
 const execFileAsync = promisify(execFile);
 const started: ServiceProcess[] = [];
@@ -65,6 +65,11 @@ describe('embedded PostgreSQL', () => {
     const port = await proc.listening;
     expect(await health(port)).toBe(200);
     expect((await postgresPids(dataDir)).length).toBeGreaterThan(0);
+    await waitFor(
+      () => (proc.output().includes('Webhook service ready') ? true : undefined),
+      10_000,
+      'the banner',
+    );
 
     proc.child.kill('SIGINT');
     const exit = await proc.exited;
@@ -87,6 +92,44 @@ describe('embedded PostgreSQL', () => {
     const messages = lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
     expect(messages).toContain('stopping');
     expect(messages.at(-1)).toBe('stopped');
+  }, 120_000);
+
+  it('keeps its port across restarts, and `npm run psql` opens psql on it', async () => {
+    const dataDir = await tempDataDir();
+    const startedOn = async () => {
+      const proc = start({ DATA_DIR: dataDir, NUM_WORKERS: '0' });
+      await proc.listening;
+      // Signals are handled once start-up is over (the banner is its last word).
+      await waitFor(
+        () => (proc.output().includes('Webhook service ready') ? true : undefined),
+        10_000,
+        'the banner',
+      );
+      const line = proc
+        .output()
+        .split('\n')
+        .find((l) => l.includes('"starting embedded PostgreSQL"'));
+      return { proc, port: (JSON.parse(line!) as { port: number }).port };
+    };
+    const first = await startedOn();
+    const kept = Number((await fs.readFile(path.join(dataDir, 'pg-port'), 'utf8')).trim());
+    expect(kept).toBe(first.port);
+    // The runbook's way in: psql on whatever database the service uses, here the embedded one.
+    const { stdout } = await execFileAsync(
+      process.execPath,
+      ['scripts/psql.mjs', '-At', '-c', 'select 40 + 2'],
+      {
+        env: { ...process.env, DATA_DIR: dataDir, DATABASE_URL: '' },
+      },
+    );
+    expect(stdout.trim()).toBe('42');
+    first.proc.child.kill('SIGINT');
+    expect((await first.proc.exited).code).toBe(0);
+
+    const second = await startedOn();
+    expect(second.port).toBe(first.port);
+    second.proc.child.kill('SIGINT');
+    expect((await second.proc.exited).code).toBe(0);
   }, 120_000);
 
   it('after kill -9, a second start on the same DATA_DIR is healthy with the data intact', async () => {
