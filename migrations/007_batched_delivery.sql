@@ -25,11 +25,14 @@ declare
   v_limit integer;
   v_in_flight integer;
   v_ids uuid[];
+  v_attempts integer[];
 begin
   for v_tenant in select distinct t from unnest(p_tenant_ids) t order by 1 loop
     perform pg_advisory_xact_lock(hashtext('delivery_leases'), hashtext(v_tenant));
-    select array_agg(d order by o) into v_ids
-      from unnest(p_delivery_ids, p_tenant_ids) with ordinality as r(d, t, o)
+    select array_agg(d order by o), array_agg(a order by o) into v_ids, v_attempts
+      from unnest(p_delivery_ids, p_tenant_ids,
+                  coalesce(p_attempts, array_fill(null::integer, array[cardinality(p_delivery_ids)])))
+           with ordinality as r(d, t, a, o)
      where t = v_tenant;
     return query
       select l.delivery_id, false from delivery_leases l where l.delivery_id = any (v_ids);
@@ -38,12 +41,11 @@ begin
     return query
       insert into delivery_leases (delivery_id, tenant_id, worker_id)
       select d, v_tenant, p_worker_id
-        from unnest(v_ids) with ordinality as r(d, o)
+        from unnest(v_ids, v_attempts) with ordinality as r(d, a, o)
        where not exists (select 1 from delivery_leases l where l.delivery_id = r.d)
          and (p_attempts is null or exists (
                select 1 from deliveries x
-                 join unnest(p_delivery_ids, p_attempts) as a(id, attempt) on a.id = x.id
-                where x.id = r.d and x.attempt_count = a.attempt - 1 and x.status in ('pending', 'failed')))
+                where x.id = r.d and x.attempt_count = r.a - 1 and x.status in ('pending', 'failed')))
        order by o
        limit greatest(0, coalesce(v_limit, 50) - v_in_flight)
       on conflict do nothing

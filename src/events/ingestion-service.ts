@@ -95,7 +95,7 @@ export type BatchingOptions = Pick<
 
 /**
  * One batch at a time while the load is light (they grow while one commits: fewer statements per
- * event); a second overlaps once 50 requests wait (a commit's round trips stop being the limit).
+ * event); up to three overlap once 50 requests wait (a commit's round trips stop being the limit).
  */
 export const DEFAULT_BATCHING: BatchingOptions = {
   maxBatchSize: 200,
