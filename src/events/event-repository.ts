@@ -81,7 +81,7 @@ export async function storeEventBatch(
   >`-- prepared: store_event_batch
     with input as materialized (
       select * from json_to_recordset(${JSON.stringify(rows)}::json)
-        as e(id uuid, tenant_id text, type text, payload jsonb, idempotency_key text, filters text[],
+        as e(id uuid, tenant_id text, type text, payload json, idempotency_key text, filters text[],
              traceparent text, ord int)
     ),
     new_events as (

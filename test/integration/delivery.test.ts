@@ -127,6 +127,30 @@ describe('what a receiver gets', () => {
   });
 });
 
+describe('the payload as sent', () => {
+  it('data keeps the order of the keys the producer sent, on the first attempt and on a retry', async () => {
+    const r = await receiver({
+      behaviour: (index) => (index === 0 ? { kind: 'status', status: 500 } : { kind: 'status', status: 200 }),
+    });
+    const token = await svc.token('key-order');
+    const created = await svc.call('POST', '/webhooks', { token, body: { url: r.url, event_types: ['*'] } });
+    expect(created.status).toBe(201);
+    // jsonb would answer {"a": .., "mm": .., "zeta": ..} and {"b": .., "yy": ..}: shorter keys first.
+    const sent = '{"zeta":1,"a":{"yy":true,"b":[1,2]},"mm":"x"}';
+    const posted = await svc.call('POST', '/events', {
+      token,
+      body: { type: 'order.created', payload: JSON.parse(sent) as unknown },
+    });
+    expect(posted.status).toBe(202);
+    const [deliveryId] = posted.body.delivery_ids as string[];
+    const row = await finalStatus(deliveryId!, ['succeeded']);
+    expect(row.attempt_count).toBe(2);
+    expect(r.requests.map((q) => q.body.slice(q.body.indexOf('"data":') + 7, -1))).toEqual([sent, sent]);
+    const shown = await svc.call('GET', `/events/${posted.body.event_id as string}`, { token });
+    expect(JSON.stringify(shown.body.payload)).toBe(sent);
+  });
+});
+
 describe('retries and the DLQ', () => {
   it('a receiver failing twice then succeeding gets three requests with one webhook-id, spaced by the schedule', async () => {
     const r = await receiver({
