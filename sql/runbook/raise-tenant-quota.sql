@@ -5,14 +5,26 @@
 -- transaction, as it does for any UPDATE quotas (actor db:<database user> then).
 -- Limits left out keep their value. The tenant must exist (it is created on its first request).
 -- Run: psql "$DATABASE_URL" -X -v tenant_id=acme -v max_events_per_sec=500 -f sql/runbook/raise-tenant-quota.sql
---      limits, any of: -v max_events_per_sec=N  -v max_concurrent_deliveries=N  -v max_dlq_size=N
+--      required: -v tenant_id=ID, and at least one limit of
+--                -v max_events_per_sec=N  -v max_concurrent_deliveries=N  -v max_dlq_size=N
+--      Run without them, it prints its usage line and stops (exit status 0) before any SQL.
 -- The same change through the API: PUT /quotas/:tenant_id with an admin token.
 \set ON_ERROR_STOP on
+\set usage 'usage: psql "$DATABASE_URL" -X -v tenant_id=ID [-v max_events_per_sec=N] [-v max_concurrent_deliveries=N] [-v max_dlq_size=N] -f sql/runbook/raise-tenant-quota.sql (tenant_id and at least one limit required)'
 \if :{?tenant_id}
 \else
-  \echo 'usage: psql "$DATABASE_URL" -v tenant_id=ID -v max_events_per_sec=N [-v max_concurrent_deliveries=N] [-v max_dlq_size=N] -f sql/runbook/raise-tenant-quota.sql'
-  select 'tenant_id is required' as error, 1 / 0 as stop;
+  \echo :usage
+  \quit
 \endif
+-- At least one limit: any of the three will do.
+\if :{?max_events_per_sec}
+\elif :{?max_concurrent_deliveries}
+\elif :{?max_dlq_size}
+\else
+  \echo :usage
+  \quit
+\endif
+-- The limits left out keep their value.
 \if :{?max_events_per_sec}
 \else
   \set max_events_per_sec ''
@@ -30,12 +42,6 @@ select count(*) = 0 as tenant_missing from tenants where id = :'tenant_id' \gset
 \if :tenant_missing
   \echo 'No tenant with that id: check the spelling (tenants are created on their first request).'
   select :'tenant_id' as unknown_tenant, 1 / 0 as stop;
-\endif
-select :'max_events_per_sec' = '' and :'max_concurrent_deliveries' = '' and :'max_dlq_size' = ''
-  as nothing_to_change \gset
-\if :nothing_to_change
-  \echo 'Give at least one of -v max_events_per_sec=N, -v max_concurrent_deliveries=N, -v max_dlq_size=N.'
-  select 'no limit given' as error, 1 / 0 as stop;
 \endif
 
 begin;

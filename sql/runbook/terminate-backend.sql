@@ -3,11 +3,13 @@
 -- Only client sessions are ended; nothing happens if the pid is gone. If it belongs to one of our
 -- processes, its pool opens a fresh connection; the interrupted work is retried as a failed one.
 -- Run: psql "$DATABASE_URL" -X -v pid=12345 -f sql/runbook/terminate-backend.sql
+--      required: -v pid=PID (from sql/runbook/long-transactions.sql)
+--      Run without it, it prints its usage line and stops (exit status 0) before any SQL.
 \set ON_ERROR_STOP on
 \if :{?pid}
 \else
-  \echo 'usage: psql "$DATABASE_URL" -v pid=PID -f sql/runbook/terminate-backend.sql (pids: sql/runbook/long-transactions.sql)'
-  select 'pid is required' as error, 1 / 0 as stop;
+  \echo 'usage: psql "$DATABASE_URL" -X -v pid=PID -f sql/runbook/terminate-backend.sql (pid required: find it with sql/runbook/long-transactions.sql)'
+  \quit
 \endif
 
 select

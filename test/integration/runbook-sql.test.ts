@@ -415,8 +415,12 @@ describe('sql/runbook', () => {
 
   it('terminate-backend.sql without a pid stops with its usage and ends nothing', async () => {
     const result = await psql(database.url, 'terminate-backend.sql');
-    expect(result.code).not.toBe(0);
-    expect(result.stdout + result.stderr).toContain('usage:');
+    // The usage line alone, exit status 0, no SQL run (so no error either).
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(
+      /^usage: psql "\$DATABASE_URL" -X -v pid=PID -f sql\/runbook\/terminate-backend\.sql .*\n$/,
+    );
   });
 
   it('dead-tuples.sql: dead tuples per table, graphile-worker’s job table included', async () => {
@@ -475,10 +479,23 @@ describe('sql/runbook', () => {
   });
 
   it('raise-tenant-quota.sql refuses an unknown tenant, a missing tenant_id and no limit at all', async () => {
+    // A missing variable: the usage line alone, exit status 0, before any SQL.
+    const usage =
+      'usage: psql "$DATABASE_URL" -X -v tenant_id=ID [-v max_events_per_sec=N] [-v max_concurrent_deliveries=N] ' +
+      '[-v max_dlq_size=N] -f sql/runbook/raise-tenant-quota.sql (tenant_id and at least one limit required)\n';
+    const incomplete: Record<string, string>[] = [
+      {},
+      { max_events_per_sec: '1' },
+      { max_dlq_size: '1' },
+      { tenant_id: 'acme' },
+    ];
+    for (const variables of incomplete) {
+      const result = await psql(database.url, 'raise-tenant-quota.sql', variables);
+      expect(result, JSON.stringify(variables)).toEqual({ code: 0, stdout: usage, stderr: '' });
+    }
+    // A wrong value: an error, and nothing changed.
     const refused: Record<string, string>[] = [
       { tenant_id: 'no-such-tenant', max_events_per_sec: '1' },
-      { max_events_per_sec: '1' },
-      { tenant_id: 'acme' },
       { tenant_id: 'acme', max_events_per_sec: 'lots' },
     ];
     for (const variables of refused) {
@@ -489,6 +506,20 @@ describe('sql/runbook', () => {
     expect(quota.rows[0].max_events_per_sec).toBe(500);
     const noTenant = await client.query(`select 1 from quotas where tenant_id = 'no-such-tenant'`);
     expect(noTenant.rowCount).toBe(0);
+    const audit = await client.query(`select 1 from audit_log where action = 'quota.updated'`);
+    expect(audit.rowCount).toBe(1);
+  });
+
+  it('raise-tenant-quota.sql: max_dlq_size alone is enough, the other limits keep their value', async () => {
+    await runOk(database.url, 'raise-tenant-quota.sql', { tenant_id: 'globex', max_dlq_size: '250' });
+    const quota = await client.query(
+      `select max_events_per_sec, max_concurrent_deliveries, max_dlq_size from quotas where tenant_id = 'globex'`,
+    );
+    expect(quota.rows[0]).toEqual({
+      max_events_per_sec: 100,
+      max_concurrent_deliveries: 50,
+      max_dlq_size: 250,
+    });
   });
 
   it('retention.sql: what the next retention sweep would delete, and why old events stay', async () => {
