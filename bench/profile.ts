@@ -5,7 +5,7 @@
  * BENCH_SERVICE_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' adds a V8 profile of the service.
  */
 import pg from 'pg';
-import { signToken } from '../src/api/auth.js';
+import { signToken } from '../src/http/auth.js';
 import { cpuMeter, createClient, fmt, line, openLoop, percentile, startReceiver, waitUntil } from './lib.js';
 import {
   BENCH_JWT_SECRET,

@@ -29,7 +29,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import pg from 'pg';
-import { signToken } from '../src/api/auth.js';
+import { signToken } from '../src/http/auth.js';
 import {
   accountFor,
   closedLoop,

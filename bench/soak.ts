@@ -16,7 +16,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { signToken } from '../src/api/auth.js';
+import { signToken } from '../src/http/auth.js';
 import { accountFor, createClient, fmt, line, openLoop, percentile, startReceiver } from './lib.js';
 import {
   BENCH_JWT_SECRET,

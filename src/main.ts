@@ -13,7 +13,7 @@ const tracing = await startTracing().catch((err: Error) => {
 });
 
 const { ConfigError, parseConfig } = await import('./config.js');
-const { signToken } = await import('./api/auth.js');
+const { signToken } = await import('./http/auth.js');
 const { startService } = await import('./service.js');
 
 let config: Readonly<Config>;

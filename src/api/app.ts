@@ -4,20 +4,14 @@
  */
 import Koa from 'koa';
 import Router from '@koa/router';
-import { authenticate } from './auth.js';
-import type { ApiDeps } from './deps.js';
-import { errorMiddleware } from './error-middleware.js';
+import { authenticate } from '../http/auth.js';
+import { errorMiddleware } from '../http/error-middleware.js';
 import { healthRoutes } from './health-routes.js';
-import { jsonBody } from './json-body.js';
-import { requestContext } from './request-context.js';
-import { webhookRoutes } from '../webhooks/webhook-routes.js';
-import { eventRoutes } from '../events/event-routes.js';
-import { deliveryRoutes } from '../delivery/delivery-routes.js';
-import { dlqRoutes } from '../dlq/dlq-routes.js';
-import { quotaRoutes } from '../tenancy/quota-routes.js';
-import { auditRoutes } from '../audit/audit-routes.js';
+import { jsonBody } from '../http/json-body.js';
+import { requestContext } from '../http/request-context.js';
+import { features, type AppDeps } from './features.js';
 
-export function createApp(deps: ApiDeps): Koa {
+export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.proxy = false;
   // Koa's own error printing would duplicate ours; errors are handled by errorMiddleware.
@@ -34,14 +28,8 @@ export function createApp(deps: ApiDeps): Koa {
   const authed = new Router();
   authed.use(auth);
   authed.use(jsonBody(deps.config.maxPayloadBytes));
-  for (const router of [
-    webhookRoutes(deps),
-    eventRoutes(deps),
-    deliveryRoutes(deps),
-    dlqRoutes(deps),
-    quotaRoutes(deps),
-    auditRoutes(deps),
-  ]) {
+  for (const feature of features) {
+    const router = feature.routes(deps);
     authed.use(router.routes(), router.allowedMethods());
   }
   app.use(authed.routes());

@@ -1,11 +1,11 @@
 import Router from '@koa/router';
 import { sql } from 'kysely';
-import type { ApiDeps } from './deps.js';
+import type { RouteDeps } from '../http/deps.js';
 
 const VERSION = process.env.npm_package_version ?? '0.1.0';
 
 /** GET /health (200 when the database answers, else 503) and GET /metrics; no token needed. */
-export function healthRoutes(deps: ApiDeps): Router {
+export function healthRoutes(deps: RouteDeps): Router {
   const router = new Router();
   router.get('/health', async (ctx) => {
     try {

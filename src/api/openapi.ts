@@ -3,39 +3,9 @@
  * with, so the two cannot drift. docs/openapi.json is its output (`npx tsx src/api/openapi-cli.ts`);
  * a test fails when the file is stale.
  */
-import { listAnswerSchema } from './list-answer.js';
-import {
-  createWebhookSchema,
-  listWebhooksQuerySchema,
-  rotateSecretSchema,
-  tenantQuerySchema,
-  updateWebhookSchema,
-  webhookSecretSchema,
-  webhookViewSchema,
-  webhookWithSecretSchema,
-} from '../webhooks/webhook-schemas.js';
-import {
-  createEventSchema,
-  deliveryDetailSchema,
-  eventAcceptedSchema,
-  eventDetailSchema,
-  eventSummarySchema,
-  listEventsQuerySchema,
-  MAX_IDEMPOTENCY_KEY_LENGTH,
-} from '../events/event-schemas.js';
-import {
-  bulkRetryAnswerSchema,
-  bulkRetrySchema,
-  deadLetterSchema,
-  listDlqQuerySchema,
-  recoverSchema,
-  requeuedCountSchema,
-  requeuedDeliverySchema,
-  tenantBodySchema,
-} from '../dlq/dlq-schemas.js';
-import { auditEntrySchema, listAuditQuerySchema } from '../audit/audit-schemas.js';
-
-type JsonSchema = Record<string, unknown>;
+import type { Operation } from '../http/operation.js';
+import { features } from './features.js';
+import { tenantIdSchema } from '../http/common-schemas.js';
 
 export const errorSchema = {
   type: 'object',
@@ -64,25 +34,6 @@ export const errorSchema = {
   },
 } as const;
 
-export interface Operation {
-  method: 'get' | 'post' | 'patch' | 'put' | 'delete';
-  path: string;
-  summary: string;
-  description?: string;
-  /** What the `{id}` in the path names, when not the path's first segment (e.g. "Delivery" for /dlq/{id}). */
-  idOf?: string;
-  /** Object schema whose properties are the query parameters. */
-  query?: { properties: Record<string, unknown> };
-  body?: JsonSchema;
-  /** The body may be left out entirely. */
-  bodyOptional?: boolean;
-  headers?: { name: string; description: string; schema: JsonSchema }[];
-  /** Status → answer schema (undefined for an empty answer). */
-  responses: Record<number, { description: string; schema?: JsonSchema; headers?: Record<string, string> }>;
-  /** Error statuses besides 401 (which every operation has). */
-  errors: number[];
-}
-
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'Invalid input; `details` lists each failing field (unknown fields too).',
   401: 'Missing, malformed, expired or wrongly signed token.',
@@ -103,190 +54,7 @@ const idParam = (what: string) => ({
   schema: { type: 'string', format: 'uuid' },
 });
 
-export const operations: Operation[] = [
-  {
-    method: 'post',
-    path: '/webhooks',
-    summary: 'Register a webhook',
-    description: 'The only answer (with rotate-secret and GET …/secret) that shows the secret.',
-    body: createWebhookSchema,
-    responses: { 201: { description: 'Created.', schema: webhookWithSecretSchema } },
-    errors: [400, 403, 413, 415],
-  },
-  {
-    method: 'get',
-    path: '/webhooks',
-    summary: 'List webhooks, newest first',
-    description: 'An admin token without tenant_id lists every tenant.',
-    query: listWebhooksQuerySchema,
-    responses: { 200: { description: 'A page.', schema: listAnswerSchema(webhookViewSchema) as JsonSchema } },
-    errors: [400, 403],
-  },
-  {
-    method: 'get',
-    path: '/webhooks/{id}',
-    summary: 'Read a webhook (without its secret)',
-    query: tenantQuerySchema,
-    responses: { 200: { description: 'The webhook.', schema: webhookViewSchema } },
-    errors: [400, 403, 404],
-  },
-  {
-    method: 'get',
-    path: '/webhooks/{id}/secret',
-    summary: "Read a webhook's current signing secret",
-    query: tenantQuerySchema,
-    responses: { 200: { description: 'The secret.', schema: webhookSecretSchema } },
-    errors: [400, 403, 404],
-  },
-  {
-    method: 'patch',
-    path: '/webhooks/{id}',
-    summary: 'Change a webhook',
-    description:
-      '`enabled: false` records disabled_reason ("disabled by <tenant>:<role>") and disabled_at; `enabled: true` clears them and failing_since.',
-    body: updateWebhookSchema,
-    responses: { 200: { description: 'The changed webhook.', schema: webhookViewSchema } },
-    errors: [400, 403, 404, 413, 415],
-  },
-  {
-    method: 'delete',
-    path: '/webhooks/{id}',
-    summary: 'Delete a webhook, with its deliveries and dead letters',
-    query: tenantQuerySchema,
-    responses: { 204: { description: 'Deleted.' } },
-    errors: [400, 403, 404],
-  },
-  {
-    method: 'post',
-    path: '/webhooks/{id}/rotate-secret',
-    summary: 'Rotate the signing secret',
-    description:
-      'The new secret (generated, or `secret` from the body) signs from now on; the old one also signs, as a second signature, for 24 h.',
-    body: rotateSecretSchema,
-    bodyOptional: true,
-    responses: { 200: { description: 'The webhook with its new secret.', schema: webhookWithSecretSchema } },
-    errors: [400, 403, 404, 413, 415],
-  },
-  {
-    method: 'post',
-    path: '/events',
-    summary: 'Accept an event',
-    description:
-      'The event, one delivery per matching enabled webhook and their jobs are committed before the 202.',
-    body: createEventSchema,
-    headers: [
-      {
-        name: 'Idempotency-Key',
-        description:
-          'The same key from the same tenant within 24 h answers with the first answer (202, header Idempotent-Replayed: true) and creates nothing.',
-        schema: { type: 'string', minLength: 1, maxLength: MAX_IDEMPOTENCY_KEY_LENGTH },
-      },
-    ],
-    responses: { 202: { description: 'Accepted and committed.', schema: eventAcceptedSchema } },
-    errors: [400, 403, 413, 415, 429, 503],
-  },
-  {
-    method: 'get',
-    path: '/events',
-    summary: 'List events, newest first (without payloads)',
-    query: listEventsQuerySchema,
-    responses: {
-      200: { description: 'A page.', schema: listAnswerSchema(eventSummarySchema) as JsonSchema },
-    },
-    errors: [400, 403],
-  },
-  {
-    method: 'get',
-    path: '/events/{id}',
-    summary: 'Read an event, its payload and its deliveries',
-    query: tenantQuerySchema,
-    responses: { 200: { description: 'The event.', schema: eventDetailSchema } },
-    errors: [400, 403, 404],
-  },
-  {
-    method: 'get',
-    path: '/deliveries/{id}',
-    summary: 'Read a delivery and every attempt, in time order',
-    query: tenantQuerySchema,
-    responses: { 200: { description: 'The delivery.', schema: deliveryDetailSchema } },
-    errors: [400, 403, 404],
-  },
-  {
-    method: 'post',
-    path: '/deliveries/{id}/retry',
-    summary: 'Send a delivery again, in a new series of attempts',
-    description:
-      'Any delivery that is not queued or in flight: succeeded (a manual resend), failed (the scheduled retry is replaced), dead (it also leaves the DLQ) or paused. 409 when it is `pending`, or when its webhook is disabled. Same `webhook-id`; attempt numbers restart at 1.',
-    body: tenantBodySchema,
-    bodyOptional: true,
-    responses: { 202: { description: 'Queued for attempt 1.', schema: requeuedDeliverySchema } },
-    errors: [400, 403, 404, 409, 413, 415],
-  },
-  {
-    method: 'post',
-    path: '/webhooks/{id}/recover',
-    summary: 'Send every failed or dead delivery of a webhook created since a time again',
-    description:
-      'For when the endpoint was down and is back: each `failed` or `dead` delivery created in [since, until) starts a new series, behind fresh traffic, in batches; dead ones leave the DLQ. Answers when every batch has committed. 409 when the webhook is disabled.',
-    body: recoverSchema,
-    responses: { 200: { description: 'How many were queued again.', schema: requeuedCountSchema } },
-    errors: [400, 403, 404, 409, 413, 415],
-  },
-  {
-    method: 'get',
-    path: '/dlq',
-    summary: 'List dead letters, newest first',
-    description: 'An admin token without tenant_id lists every tenant.',
-    query: listDlqQuerySchema,
-    responses: { 200: { description: 'A page.', schema: listAnswerSchema(deadLetterSchema) as JsonSchema } },
-    errors: [400, 403],
-  },
-  {
-    method: 'post',
-    path: '/dlq/{id}/retry',
-    idOf: 'Delivery',
-    summary: 'Retry one dead letter',
-    description:
-      'The entry leaves the DLQ and the delivery starts a new series (same `webhook-id`), in one transaction. 409 when its webhook is disabled.',
-    body: tenantBodySchema,
-    bodyOptional: true,
-    responses: { 202: { description: 'Queued for attempt 1.', schema: requeuedDeliverySchema } },
-    errors: [400, 403, 404, 409, 413, 415],
-  },
-  {
-    method: 'post',
-    path: '/dlq/retry',
-    summary: 'Retry every matching dead letter',
-    description:
-      'Entries dead-lettered before the call, oldest first, in batches of 500 per transaction, queued behind fresh traffic. Entries of disabled webhooks stay. Answers when every batch has committed.',
-    body: bulkRetrySchema,
-    bodyOptional: true,
-    responses: {
-      200: { description: 'How many were queued again, and how many stayed.', schema: bulkRetryAnswerSchema },
-    },
-    errors: [400, 403, 413, 415],
-  },
-  {
-    method: 'delete',
-    path: '/dlq/{id}',
-    idOf: 'Delivery',
-    summary: 'Delete a dead letter',
-    description:
-      'The delivery and its attempts stay (status `dead`); it no longer counts against max_dlq_size.',
-    query: tenantQuerySchema,
-    responses: { 204: { description: 'Deleted.' } },
-    errors: [400, 403, 404],
-  },
-  {
-    method: 'get',
-    path: '/audit-log',
-    summary: 'List audit rows, newest first',
-    description: 'A tenant sees rows of its own tenant; an admin token without tenant_id sees all.',
-    query: listAuditQuerySchema,
-    responses: { 200: { description: 'A page.', schema: listAnswerSchema(auditEntrySchema) as JsonSchema } },
-    errors: [400, 403],
-  },
-];
+export const operations: Operation[] = features.flatMap((feature) => feature.operations);
 
 /** ajv's `nullable: true` (OpenAPI 3.0) becomes a 3.1 type union; everything else is kept. */
 export function toOpenApiSchema(schema: unknown): unknown {
@@ -307,6 +75,9 @@ const mapValues = (value: unknown, fn: (v: unknown) => unknown): Record<string, 
 function operationObject(op: Operation): Record<string, unknown> {
   const parameters: unknown[] = [];
   if (op.path.includes('{id}')) parameters.push(idParam(op.idOf ?? op.path.split('/')[1]!.replace(/s$/, '')));
+  if (op.path.includes('{tenant_id}')) {
+    parameters.push({ name: 'tenant_id', in: 'path', required: true, schema: tenantIdSchema });
+  }
   for (const [name, schema] of Object.entries(op.query?.properties ?? {})) {
     parameters.push({ name, in: 'query', required: false, schema: toOpenApiSchema(schema) });
   }

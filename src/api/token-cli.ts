@@ -1,7 +1,7 @@
 /** `npm run token -- --tenant ID [--admin] [--expires 1h]`: prints a bearer token. */
 import { parseArgs } from 'node:util';
 import { ConfigError, parseConfig } from '../config.js';
-import { loadJwtSecret, signToken } from './auth.js';
+import { loadJwtSecret, signToken } from '../http/auth.js';
 
 const USAGE = `usage: npm run token -- --tenant ID [--admin] [--expires DURATION]
 

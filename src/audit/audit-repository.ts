@@ -3,7 +3,7 @@
  * back) with the change it describes.
  */
 import { sql, type Kysely } from 'kysely';
-import type { Principal } from '../api/auth.js';
+import type { Principal } from '../tenancy/caller.js';
 import type { Database } from '../db/database.js';
 import { pageWithTotal } from '../db/page.js';
 

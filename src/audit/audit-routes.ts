@@ -1,10 +1,10 @@
 /** GET /audit-log: who changed what, newest first, tenant-scoped like every list. */
 import Router from '@koa/router';
-import { tenantFilter } from '../api/auth.js';
-import type { ApiDeps } from '../api/deps.js';
-import { listAnswer } from '../api/list-answer.js';
-import { principalOf } from '../api/request-context.js';
-import { queryValidator } from '../api/validation.js';
+import { tenantFilter } from '../tenancy/caller.js';
+import type { RouteDeps } from '../http/deps.js';
+import { listAnswer } from '../db/page.js';
+import { principalOf } from '../http/request-context.js';
+import { queryValidator } from '../http/validation.js';
 import { listAudit, type AuditRow } from './audit-repository.js';
 import { listAuditQuerySchema, type ListAuditQuery } from './audit-schemas.js';
 
@@ -24,7 +24,7 @@ function toAuditView(row: AuditRow) {
   };
 }
 
-export function auditRoutes(deps: ApiDeps): Router {
+export function auditRoutes(deps: RouteDeps): Router {
   const router = new Router();
 
   router.get('/audit-log', async (ctx) => {

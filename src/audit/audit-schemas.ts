@@ -1,6 +1,5 @@
 /** Query and answer shapes of GET /audit-log, as JSON schemas (ajv and docs/openapi.json). */
-import { paginationProperties } from '../api/validation.js';
-import { TENANT_ID_PATTERN } from '../webhooks/webhook-schemas.js';
+import { paginationProperties, tenantIdSchema } from '../http/common-schemas.js';
 
 const name = { type: 'string', pattern: '^[a-z_]{1,64}(\\.[a-z_]{1,64})?$' } as const;
 
@@ -26,7 +25,7 @@ export const listAuditQuerySchema = {
       maxLength: 256,
       description: 'e.g. a webhook or delivery id.',
     },
-    tenant_id: { type: 'string', pattern: TENANT_ID_PATTERN },
+    tenant_id: tenantIdSchema,
   },
 } as const;
 

@@ -1,5 +1,21 @@
 import { sql, type SelectQueryBuilder } from 'kysely';
 
+export interface Page {
+  limit: number;
+  offset: number;
+}
+
+/** The contract's list shape, shared by every list: `{"entries": [..], "total", "limit", "offset"}`. */
+export interface ListAnswer<T> extends Page {
+  entries: T[];
+  /** Rows matching the filters, regardless of limit and offset. */
+  total: number;
+}
+
+export function listAnswer<T>(entries: T[], total: number, page: Page): ListAnswer<T> {
+  return { entries, total, limit: page.limit, offset: page.offset };
+}
+
 /**
  * One page of a list and the number of rows its filters match, in parallel: `base` holds the
  * filters, `page` selects, orders and limits them.
@@ -7,7 +23,7 @@ import { sql, type SelectQueryBuilder } from 'kysely';
 export async function pageWithTotal<DB, TB extends keyof DB, O>(
   base: SelectQueryBuilder<DB, TB, object>,
   page: (base: SelectQueryBuilder<DB, TB, object>) => SelectQueryBuilder<DB, TB, O>,
-  window: { limit: number; offset: number },
+  window: Page,
 ): Promise<{ rows: O[]; total: number }> {
   const [rows, count] = await Promise.all([
     page(base).limit(window.limit).offset(window.offset).execute(),

@@ -19,13 +19,13 @@ import { createGroupCommitter, type GroupCommitter } from '../db/group-commit.js
 import type { Db } from '../db/database.js';
 import type { Config } from '../config.js';
 import { insertDeadLetter } from '../dlq/dlq-repository.js';
+import { DLQ_FULL_REASON, disableWebhook, GONE_REASON } from '../webhooks/webhook-state.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { inSpanFromTraceparent } from '../observability/trace-context.js';
 import { decide, type AttemptOutcome } from './decide.js';
 import { buildDeliveryRequest } from './delivery-request.js';
 import {
-  disableGoneWebhook,
   loadBatch,
   recordAttempts,
   releaseLeases,
@@ -134,7 +134,13 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       for (const { delivery, attempt, state } of ends) {
         if (!written.has(delivery.id)) continue;
         if (state.status === 'paused') {
-          await disableGoneWebhook(trx, delivery.webhook_id, delivery.tenant_id, delivery.id);
+          await disableWebhook(trx, {
+            webhookId: delivery.webhook_id,
+            tenantId: delivery.tenant_id,
+            reason: GONE_REASON,
+            details: { delivery_id: delivery.id },
+            failing: true,
+          });
         } else if (state.status === 'dead') {
           const outcome = await insertDeadLetter(trx, {
             deliveryId: delivery.id,
@@ -144,7 +150,15 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
             lastError: attempt.error ?? 'unknown error',
             attempts: attempt.attemptNumber,
           });
-          if (outcome.dlqFull) dlqFull++;
+          if (outcome.dlqFull) {
+            dlqFull++;
+            await disableWebhook(trx, {
+              webhookId: delivery.webhook_id,
+              tenantId: delivery.tenant_id,
+              reason: DLQ_FULL_REASON,
+              details: { delivery_id: delivery.id, max_dlq_size: outcome.maxSize },
+            });
+          }
         }
       }
       return written;

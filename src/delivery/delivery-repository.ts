@@ -9,8 +9,8 @@
  * once however often it is made.
  */
 import { sql, type Kysely } from 'kysely';
-import { writeAudit } from '../audit/audit-repository.js';
 import type { Database } from '../db/database.js';
+import { webhookHealthUpdate } from '../webhooks/webhook-state.js';
 import { BULK_PRIORITY, deliveryJobCtes, enqueueDeliveries, type DeliverJobItem } from './enqueue.js';
 
 /** A delivery loaded for sending: the delivery, its webhook and its event. */
@@ -229,11 +229,7 @@ export async function recordAttempts(
       select f.delivery_id, f.attempt_number, f.status_code, f.error, f.duration_ms, f.response_body,
              f.response_headers
         from f join recorded on recorded.id = f.delivery_id
-    ), health as (
-      update webhooks w
-         set failing_since = case when h.failing then now() end
-        from json_to_recordset(${JSON.stringify(healthRows)}::json) as h(webhook_id uuid, failing boolean)
-       where w.id = h.webhook_id and h.failing = (w.failing_since is null)
+    ), health as (${webhookHealthUpdate(healthRows)}
     ), retries as materialized (
       select f.delivery_id, f.attempt_number + 1 as attempt, f.tenant_id, null::int as priority,
              f.next_attempt_at as run_at, f.traceparent, f.ord
@@ -249,33 +245,6 @@ export async function recordAttempts(
     select id from recorded where (select count(*) from added_jobs) >= 0
   `.execute(db);
   return new Set(result.rows.map((row) => row.id));
-}
-
-export const GONE_REASON = '410 Gone from endpoint';
-
-/** The endpoint answered 410 Gone: disable the webhook and say why, in the audit log too. */
-export async function disableGoneWebhook(
-  db: Kysely<Database>,
-  webhookId: string,
-  tenantId: string,
-  deliveryId: string,
-): Promise<void> {
-  const result = await sql`
-    update webhooks
-       set enabled = false, disabled_reason = ${GONE_REASON}, disabled_at = now(),
-           failing_since = coalesce(failing_since, now()), updated_at = now()
-     where id = ${webhookId} and enabled
-  `.execute(db);
-  if (Number(result.numAffectedRows ?? 0) === 0) return;
-  await writeAudit(db, {
-    actor: 'system',
-    action: 'webhook.disabled',
-    objectType: 'webhook',
-    objectId: webhookId,
-    tenantId,
-    requestId: null,
-    details: { reason: GONE_REASON, delivery_id: deliveryId },
-  });
 }
 
 /**
@@ -299,24 +268,4 @@ export async function releaseLeases(
       deliveries.map((d) => ({ deliveryId: d.id, attempt: d.attempt, tenantId: d.tenant_id })),
     );
   });
-}
-
-/**
- * Queues again every paused delivery of a webhook, continuing each series where it stopped.
- * Call it in the transaction that re-enables the webhook.
- */
-export async function resumePausedDeliveries(db: Kysely<Database>, webhookId: string): Promise<number> {
-  const { rows } = await sql<{ id: string; attempt_count: number; tenant_id: string }>`
-    update deliveries
-       set status = case when attempt_count = 0 then 'pending' else 'failed' end,
-           next_attempt_at = case when attempt_count = 0 then null else now() end,
-           updated_at = now()
-     where webhook_id = ${webhookId} and status = 'paused'
-    returning id, attempt_count, tenant_id
-  `.execute(db);
-  await enqueueDeliveries(
-    db,
-    rows.map((row) => ({ deliveryId: row.id, attempt: row.attempt_count + 1, tenantId: row.tenant_id })),
-  );
-  return rows.length;
 }

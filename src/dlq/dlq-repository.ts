@@ -1,16 +1,12 @@
 /**
- * Dead letters, and the queries that start a delivery's new series of attempts (DLQ retry,
- * resend, recovery). Every function takes the database or a transaction; `tenantId`
- * undefined means "any tenant" (an admin).
- *
- * A new series: the delivery becomes `pending` with `attempt_count = 0` (due at attempt 1),
- * its error cleared, and the caller enqueues attempt 1 in the same transaction. A job of the
- * old series still waiting finds the delivery no longer due at its attempt, and skips it.
+ * Dead letters: recording, listing, removing, and taking them out in batches for a new series
+ * (see delivery/restart-repository.ts). Every function takes the database or a transaction;
+ * `tenantId` undefined means "any tenant" (an admin).
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import { writeAudit } from '../audit/audit-repository.js';
 import type { Database } from '../db/database.js';
 import { pageWithTotal } from '../db/page.js';
+import { NEW_SERIES, type DatabaseTime, type RequeuedRow } from '../delivery/restart-repository.js';
 
 export interface DeadLetter {
   deliveryId: string;
@@ -22,14 +18,12 @@ export interface DeadLetter {
   attempts: number;
 }
 
-export const DLQ_FULL_REASON = 'dead-letter queue full';
-
 /** What recording a dead letter found. */
 export interface DeadLetterOutcome {
   /** The tenant's DLQ holds max_dlq_size entries or more, this one included. */
   dlqFull: boolean;
-  /** This call disabled the webhook (it was enabled, and the DLQ is full). */
-  webhookPaused: boolean;
+  /** The tenant's max_dlq_size. */
+  maxSize: number;
 }
 
 /**
@@ -37,10 +31,10 @@ export interface DeadLetterOutcome {
  * delivery (the primary key): a delivery that dies again after a retry refreshes its row.
  *
  * The entry is always written, whatever the tenant's max_dlq_size: it is the only record of the
- * failure. When the DLQ is full (at or over max_dlq_size), the webhook is disabled with reason
- * `dead-letter queue full` and a `webhook.disabled` audit row, so its other deliveries wait as
- * `paused` instead of dying too. Concurrent deaths may each see room, so the DLQ can end a few
- * entries over the limit; never fewer are kept.
+ * failure. The answer says whether the DLQ is now full (at or over max_dlq_size); the caller then
+ * disables the webhook (webhook-state), so its other deliveries wait as `paused` instead of dying
+ * too. Concurrent deaths may each see room, so the DLQ can end a few entries over the limit;
+ * never fewer are kept.
  */
 export async function insertDeadLetter(db: Kysely<Database>, letter: DeadLetter): Promise<DeadLetterOutcome> {
   await sql`
@@ -63,24 +57,7 @@ export async function insertDeadLetter(db: Kysely<Database>, letter: DeadLetter)
       from quota
   `.execute(db);
   const { max_size, counted } = rows[0]!;
-  if (counted < max_size) return { dlqFull: false, webhookPaused: false };
-
-  const paused = await sql`
-    update webhooks
-       set enabled = false, disabled_reason = ${DLQ_FULL_REASON}, disabled_at = now(), updated_at = now()
-     where id = ${letter.webhookId} and enabled
-  `.execute(db);
-  if (Number(paused.numAffectedRows ?? 0) === 0) return { dlqFull: true, webhookPaused: false };
-  await writeAudit(db, {
-    actor: 'system',
-    action: 'webhook.disabled',
-    objectType: 'webhook',
-    objectId: letter.webhookId,
-    tenantId: letter.tenantId,
-    requestId: null,
-    details: { reason: DLQ_FULL_REASON, delivery_id: letter.deliveryId, max_dlq_size: max_size },
-  });
-  return { dlqFull: true, webhookPaused: true };
+  return { dlqFull: counted >= max_size, maxSize: max_size };
 }
 
 export interface DeadLetterRow {
@@ -156,29 +133,6 @@ export async function removeDeadLetter(
   return rows[0];
 }
 
-const NEW_SERIES = sql`
-  status = 'pending', attempt_count = 0, next_attempt_at = null, last_error = null,
-  last_status_code = null, succeeded_at = null, updated_at = now()
-`;
-
-/** Starts a new series for one delivery if it is in one of `statuses`; false when it is not. */
-export async function restartDelivery(
-  db: Kysely<Database>,
-  deliveryId: string,
-  statuses: readonly string[],
-): Promise<boolean> {
-  const result = await sql`
-    update deliveries set ${NEW_SERIES}
-     where id = ${deliveryId} and status = any(${statuses}::text[])
-  `.execute(db);
-  return Number(result.numAffectedRows ?? 0) > 0;
-}
-
-export interface RequeuedRow {
-  id: string;
-  tenant_id: string;
-}
-
 function deadLetterConditions(filter: DeadLetterFilter): RawBuilder<unknown> {
   const parts = [sql`true`];
   if (filter.tenantId !== undefined) parts.push(sql`q.tenant_id = ${filter.tenantId}`);
@@ -234,78 +188,7 @@ export async function countDeadLettersOfDisabledWebhooks(
   return rows[0]!.n;
 }
 
-export interface ResendCandidate {
-  id: string;
-  tenant_id: string;
-  webhook_id: string;
-  status: string;
-  attempt_count: number;
-  webhook_enabled: boolean;
-}
-
-/** The delivery with its webhook's state, row-locked until commit. */
-export async function lockDeliveryForResend(
-  db: Kysely<Database>,
-  deliveryId: string,
-  tenantId: string | undefined,
-): Promise<ResendCandidate | undefined> {
-  const { rows } = await sql<ResendCandidate>`
-    select d.id, d.tenant_id, d.webhook_id, d.status, d.attempt_count, w.enabled as webhook_enabled
-      from deliveries d join webhooks w on w.id = d.webhook_id
-     where d.id = ${deliveryId} ${tenantId === undefined ? sql`` : sql`and d.tenant_id = ${tenantId}`}
-       for update of d
-  `.execute(db);
-  return rows[0];
-}
-
 /** Deletes the delivery's DLQ entry, if it has one. */
 export async function deleteDeadLetterOf(db: Kysely<Database>, deliveryId: string): Promise<void> {
   await sql`delete from dlq where delivery_id = ${deliveryId}`.execute(db);
-}
-
-/**
- * One batch of a recovery: up to `batchSize` of the webhook's `failed` or `dead` deliveries
- * created in [since, until) and not changed since `startedAt` (so one that fails again during
- * the recovery is not taken twice), oldest first, skipping rows another transaction holds. Each
- * starts a new series and leaves the DLQ. The caller enqueues the returned deliveries.
- */
-export async function requeueRecoverableBatch(
-  db: Kysely<Database>,
-  webhookId: string,
-  window: { since: Date; until: Date | undefined },
-  startedAt: DatabaseTime,
-  batchSize: number,
-): Promise<RequeuedRow[]> {
-  const { rows } = await sql<RequeuedRow>`
-    with picked as (
-      select id
-        from deliveries
-       where webhook_id = ${webhookId}
-         and status in ('failed', 'dead')
-         and created_at >= ${window.since}
-         ${window.until === undefined ? sql`` : sql`and created_at < ${window.until}`}
-         and updated_at <= ${startedAt}::timestamptz
-       order by created_at, id
-       limit ${batchSize}
-         for update skip locked
-    ), restarted as (
-      update deliveries d set ${NEW_SERIES}
-        from picked
-       where d.id = picked.id
-      returning d.id, d.tenant_id
-    ), unlisted as (
-      delete from dlq where delivery_id in (select id from restarted)
-    )
-    select id, tenant_id from restarted
-  `.execute(db);
-  return rows;
-}
-
-/** A timestamptz as the database's text, microseconds intact (a Date would drop them). */
-export type DatabaseTime = string & { readonly __brand: 'DatabaseTime' };
-
-/** The database's clock, so that "started at" compares with timestamps the database wrote. */
-export async function databaseNow(db: Kysely<Database>): Promise<DatabaseTime> {
-  const { rows } = await sql<{ now: string }>`select clock_timestamp()::text as now`.execute(db);
-  return rows[0]!.now as DatabaseTime;
 }

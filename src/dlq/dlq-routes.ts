@@ -3,33 +3,24 @@
  * DELETE /dlq/:id. The `:id` is the delivery's id (`delivery_id` in the entry).
  */
 import Router from '@koa/router';
-import type { Context } from 'koa';
-import type { ApiDeps } from '../api/deps.js';
-import { principalOf, requestIdOf } from '../api/request-context.js';
-import { bodyValidator, queryValidator, uuidParam } from '../api/validation.js';
-import type { Caller } from '../webhooks/webhook-service.js';
-import { tenantQuerySchema, type TenantQuery } from '../webhooks/webhook-schemas.js';
+import type { RouteDeps } from '../http/deps.js';
+import { callerOf } from '../http/request-context.js';
+import { bodyValidator, queryValidator, uuidParam } from '../http/validation.js';
 import {
-  bulkRetrySchema,
-  listDlqQuerySchema,
+  tenantQuerySchema,
+  type TenantQuery,
   tenantBodySchema,
-  type BulkRetryBody,
-  type ListDlqQuery,
   type TenantBody,
-} from './dlq-schemas.js';
+} from '../http/common-schemas.js';
+import { bulkRetrySchema, listDlqQuerySchema, type BulkRetryBody, type ListDlqQuery } from './dlq-schemas.js';
 import { createDlqService } from './dlq-service.js';
 
 const validateListQuery = queryValidator<ListDlqQuery>(listDlqQuerySchema);
 const validateTenantQuery = queryValidator<TenantQuery>(tenantQuerySchema);
 const validateBulkRetry = bodyValidator<BulkRetryBody>(bulkRetrySchema);
-export const validateTenantBody = bodyValidator<TenantBody>(tenantBodySchema);
+const validateTenantBody = bodyValidator<TenantBody>(tenantBodySchema);
 
-export const callerOf = (ctx: Context): Caller => ({
-  principal: principalOf(ctx),
-  requestId: requestIdOf(ctx),
-});
-
-export function dlqRoutes(deps: ApiDeps): Router {
+export function dlqRoutes(deps: RouteDeps): Router {
   const dlq = createDlqService(deps);
   const router = new Router();
 

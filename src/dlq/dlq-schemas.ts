@@ -2,12 +2,9 @@
  * Request and answer shapes of the DLQ, resend and recovery API, as JSON schemas: the request
  * schemas are what ajv checks; all of them feed docs/openapi.json.
  */
-import { paginationProperties } from '../api/validation.js';
-import { TENANT_ID_PATTERN } from '../webhooks/webhook-schemas.js';
+import { paginationProperties, tenantIdSchema as tenantId, timestamp, uuid } from '../http/common-schemas.js';
+import { requeuedCountSchema } from '../delivery/delivery-schemas.js';
 
-const tenantId = { type: 'string', pattern: TENANT_ID_PATTERN } as const;
-const uuid = { type: 'string', format: 'uuid' } as const;
-const timestamp = { type: 'string', format: 'date-time' } as const;
 const since = {
   ...timestamp,
   description: 'Only entries dead-lettered at or after this time (RFC 3339 with a zone).',
@@ -53,39 +50,6 @@ export const bulkRetrySchema = {
   },
 } as const;
 
-export interface TenantBody {
-  tenant_id?: string;
-}
-
-/** Body of the single-object POSTs (retry, resend): optional, `tenant_id` only for the 403 rule. */
-export const tenantBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    tenant_id: { ...tenantId, description: 'Only checked: a tenant token naming another tenant gets 403.' },
-  },
-} as const;
-
-export interface RecoverBody {
-  since: string;
-  until?: string;
-  tenant_id?: string;
-}
-
-export const recoverSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['since'],
-  properties: {
-    since: {
-      ...timestamp,
-      description: 'Deliveries created at or after this time (RFC 3339 with a zone) are sent again.',
-    },
-    until: { ...timestamp, description: 'Only deliveries created before this time.' },
-    tenant_id: { ...tenantId, description: 'Only checked: a tenant token naming another tenant gets 403.' },
-  },
-} as const;
-
 export const deadLetterSchema = {
   type: 'object',
   additionalProperties: false,
@@ -102,28 +66,6 @@ export const deadLetterSchema = {
     },
     attempts: { type: 'integer', minimum: 0, description: 'Attempts made in the series that ended here.' },
     created_at: { ...timestamp, description: 'When the delivery was dead-lettered.' },
-  },
-} as const;
-
-/** The answer of a single retry or resend (202). */
-export const requeuedDeliverySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['delivery_id', 'status', 'previous_status'],
-  properties: {
-    delivery_id: uuid,
-    status: { type: 'string', enum: ['pending'], description: 'Queued for attempt 1 of a new series.' },
-    previous_status: { type: 'string', enum: ['succeeded', 'failed', 'dead', 'paused'] },
-  },
-} as const;
-
-/** The answer of a recovery, given once every batch has committed. */
-export const requeuedCountSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['requeued'],
-  properties: {
-    requeued: { type: 'integer', minimum: 0, description: 'Deliveries queued again in a new series.' },
   },
 } as const;
 

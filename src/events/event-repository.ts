@@ -1,20 +1,16 @@
 /**
- * The only place with queries on `events`, `idempotency_keys`, and the read side of
- * `deliveries` and `delivery_attempts`. Every function takes the database or a transaction;
- * `tenantId` undefined means "any tenant" (an admin).
+ * The only place with queries on `events` and `idempotency_keys`. Every function takes the
+ * database or a transaction; `tenantId` undefined means "any tenant" (an admin).
  */
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database } from '../db/database.js';
 import { pageWithTotal } from '../db/page.js';
-import type { DeliveryAttemptTable, DeliveryTable } from '../delivery/delivery.table.js';
 import type { LoadedDelivery } from '../delivery/delivery-repository.js';
 import { deliveryJobCtes } from '../delivery/enqueue.js';
 import type { EventTable } from './event.table.js';
 
 export type EventRow = Selectable<EventTable>;
 export type EventSummaryRow = Omit<EventRow, 'payload'>;
-export type DeliveryRow = Selectable<DeliveryTable>;
-export type AttemptRow = Omit<Selectable<DeliveryAttemptTable>, 'id' | 'response_headers' | 'delivery_id'>;
 
 export interface NewEvent {
   id: string;
@@ -231,35 +227,4 @@ export async function listEvents(
         .orderBy('id', 'desc'),
     filter,
   );
-}
-
-export async function deliveriesOfEvent(db: Kysely<Database>, eventId: string): Promise<DeliveryRow[]> {
-  return db
-    .selectFrom('deliveries')
-    .selectAll()
-    .where('event_id', '=', eventId)
-    .orderBy('created_at')
-    .orderBy('id')
-    .execute();
-}
-
-export async function findDelivery(
-  db: Kysely<Database>,
-  id: string,
-  tenantId: string | undefined,
-): Promise<DeliveryRow | undefined> {
-  let query = db.selectFrom('deliveries').selectAll().where('id', '=', id);
-  if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId);
-  return query.executeTakeFirst();
-}
-
-/** Every attempt of the delivery, in time order. */
-export async function attemptsOfDelivery(db: Kysely<Database>, deliveryId: string): Promise<AttemptRow[]> {
-  return db
-    .selectFrom('delivery_attempts')
-    .select(['attempt_number', 'attempted_at', 'status_code', 'error', 'duration_ms', 'response_body'])
-    .where('delivery_id', '=', deliveryId)
-    .orderBy('attempted_at')
-    .orderBy('id')
-    .execute();
 }

@@ -1,12 +1,13 @@
 /** HTTP side of events: POST /events (202 after commit), GET /events, GET /events/:id. */
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { actingTenant } from '../api/auth.js';
-import type { ApiDeps } from '../api/deps.js';
-import { principalOf } from '../api/request-context.js';
-import { bodyValidator, queryValidator, uuidParam } from '../api/validation.js';
+import { actingTenant } from '../tenancy/caller.js';
+import type { DirectDispatch } from '../delivery/deliver-batch.js';
+import type { RouteDeps } from '../http/deps.js';
+import { principalOf } from '../http/request-context.js';
+import { bodyValidator, queryValidator, uuidParam } from '../http/validation.js';
 import { AppError } from '../errors.js';
-import { tenantQuerySchema, type TenantQuery } from '../webhooks/webhook-schemas.js';
+import { tenantQuerySchema, type TenantQuery } from '../http/common-schemas.js';
 import {
   createEventSchema,
   listEventsQuerySchema,
@@ -54,7 +55,10 @@ const invalidKey = (message: string) =>
     details: [{ field: 'Idempotency-Key', message }],
   });
 
-export function eventRoutes(deps: ApiDeps, options: { ingestion?: IngestionService } = {}): Router {
+export function eventRoutes(
+  deps: RouteDeps & { dispatch?: DirectDispatch },
+  options: { ingestion?: IngestionService } = {},
+): Router {
   const ingestion = options.ingestion ?? createIngestionService(deps);
   const events = createEventService(deps);
   const router = new Router();

@@ -2,8 +2,9 @@
  * Request and answer shapes of the events and deliveries API, as JSON schemas: the request
  * schemas are what ajv checks; all of them feed docs/openapi.json.
  */
-import { paginationProperties } from '../api/validation.js';
-import { EVENT_TYPE_PATTERN, TENANT_ID_PATTERN } from '../webhooks/webhook-schemas.js';
+import { paginationProperties, tenantIdSchema, timestamp, uuid } from '../http/common-schemas.js';
+import { deliverySummarySchema } from '../delivery/delivery-schemas.js';
+import { EVENT_TYPE_PATTERN } from '../webhooks/webhook-schemas.js';
 
 /** Payloads nest at most this deep (objects and arrays); deeper is a 400. */
 export const MAX_PAYLOAD_DEPTH = 64;
@@ -25,7 +26,7 @@ export const createEventSchema = {
       type: 'object',
       description: `Any JSON object, nested at most ${MAX_PAYLOAD_DEPTH} levels deep; the request body as a whole is at most MAX_PAYLOAD_BYTES.`,
     },
-    tenant_id: { type: 'string', pattern: TENANT_ID_PATTERN },
+    tenant_id: tenantIdSchema,
   },
 } as const;
 
@@ -48,13 +49,9 @@ export const listEventsQuerySchema = {
       format: 'date-time',
       description: 'Only events accepted at or after this time.',
     },
-    tenant_id: { type: 'string', pattern: TENANT_ID_PATTERN },
+    tenant_id: tenantIdSchema,
   },
 } as const;
-
-const uuid = { type: 'string', format: 'uuid' } as const;
-const timestamp = { type: 'string', format: 'date-time' } as const;
-const nullableTimestamp = { type: 'string', format: 'date-time', nullable: true } as const;
 
 export const eventAcceptedSchema = {
   type: 'object',
@@ -65,37 +62,6 @@ export const eventAcceptedSchema = {
     webhooks_queued: { type: 'integer', minimum: 0 },
     delivery_ids: { type: 'array', items: uuid },
   },
-} as const;
-
-export const deliveryStatusSchema = {
-  type: 'string',
-  enum: ['pending', 'succeeded', 'failed', 'dead', 'paused'],
-  description:
-    'pending (queued or in flight), succeeded, failed (retry scheduled), dead (in the DLQ), paused (webhook disabled).',
-} as const;
-
-const deliveryProperties = {
-  id: { ...uuid, description: 'Also the `webhook-id` header the receiver gets, the same on every retry.' },
-  event_id: uuid,
-  webhook_id: uuid,
-  tenant_id: { type: 'string' },
-  status: deliveryStatusSchema,
-  attempt_count: { type: 'integer', minimum: 0 },
-  next_attempt_at: nullableTimestamp,
-  last_error: { type: 'string', nullable: true },
-  last_status_code: { type: 'integer', nullable: true },
-  created_at: timestamp,
-  updated_at: timestamp,
-  succeeded_at: nullableTimestamp,
-} as const;
-
-const deliveryRequired = Object.keys(deliveryProperties);
-
-export const deliverySummarySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: deliveryRequired,
-  properties: deliveryProperties,
 } as const;
 
 export const eventSummarySchema = {
@@ -119,33 +85,5 @@ export const eventDetailSchema = {
     ...eventSummarySchema.properties,
     payload: { type: 'object' },
     deliveries: { type: 'array', items: deliverySummarySchema },
-  },
-} as const;
-
-export const attemptSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['attempt_number', 'attempted_at', 'status_code', 'error', 'duration_ms', 'response_body'],
-  properties: {
-    attempt_number: {
-      type: 'integer',
-      minimum: 1,
-      description: 'Within its series; a DLQ retry starts at 1 again.',
-    },
-    attempted_at: timestamp,
-    status_code: { type: 'integer', nullable: true, description: 'Null when no answer came.' },
-    error: { type: 'string', nullable: true, description: 'Null on success.' },
-    duration_ms: { type: 'integer', minimum: 0 },
-    response_body: { type: 'string', nullable: true, description: 'The first 4 KiB.' },
-  },
-} as const;
-
-export const deliveryDetailSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: [...deliveryRequired, 'attempts'],
-  properties: {
-    ...deliveryProperties,
-    attempts: { type: 'array', items: attemptSchema, description: 'In time order.' },
   },
 } as const;

@@ -1,6 +1,6 @@
 /**
  * Bearer tokens: HS256 JWTs with `tenant_id` (string), optional `role` (`tenant` | `admin`) and
- * optional `exp`. A tenant token acts for its own tenant only; an admin token for any.
+ * optional `exp`. What a verified token grants is decided in tenancy/caller.ts.
  */
 import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -9,15 +9,7 @@ import { SignJWT, jwtVerify } from 'jose';
 import type { Middleware } from 'koa';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
-
-export type Role = 'tenant' | 'admin';
-
-export interface Principal {
-  tenantId: string;
-  role: Role;
-}
-
-const TENANT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+import { isTenantId, type Principal, type Role } from '../tenancy/caller.js';
 
 /** JWT_SECRET, or in development one generated once and kept in DATA_DIR. */
 export async function loadJwtSecret(config: Pick<Config, 'jwtSecret' | 'dataDir'>): Promise<string> {
@@ -57,7 +49,7 @@ export async function verifyToken(secret: string | KeyObject, token: string): Pr
   }
   const tenantId = payload.tenant_id;
   const role = payload.role ?? 'tenant';
-  if (typeof tenantId !== 'string' || !TENANT_ID_PATTERN.test(tenantId)) {
+  if (!isTenantId(tenantId)) {
     throw new AppError('unauthorized', 'The token has no valid tenant_id claim.');
   }
   if (role !== 'tenant' && role !== 'admin')
@@ -107,32 +99,4 @@ function decodeExp(token: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * The tenant a request acts for: the token's own, or for an admin the one it names. A tenant
- * token naming another tenant gets 403.
- */
-export function actingTenant(principal: Principal, requested: string | undefined | null): string {
-  if (requested === undefined || requested === null || requested === principal.tenantId)
-    return principal.tenantId;
-  if (principal.role !== 'admin')
-    throw new AppError('forbidden', 'This token may not act for another tenant.');
-  if (!TENANT_ID_PATTERN.test(requested)) {
-    throw new AppError('invalid_request', 'tenant_id is not a valid tenant id.', {
-      details: [{ field: '/tenant_id', message: 'must match ^[A-Za-z0-9_.:-]{1,128}$' }],
-    });
-  }
-  return requested;
-}
-
-/** For list endpoints: an admin without tenant_id sees every tenant (undefined). */
-export function tenantFilter(principal: Principal, requested: string | undefined): string | undefined {
-  if (principal.role === 'admin')
-    return requested === undefined ? undefined : actingTenant(principal, requested);
-  return actingTenant(principal, requested);
-}
-
-export function requireAdmin(principal: Principal): void {
-  if (principal.role !== 'admin') throw new AppError('forbidden', 'This endpoint needs an admin token.');
 }

@@ -1,18 +1,15 @@
+import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type pg from 'pg';
-import type { DirectDispatch } from '../delivery/deliver-batch.js';
 
-/** What every router gets from the composition root. */
-export interface ApiDeps {
+/** What every feature's routes get from the composition root. */
+export interface RouteDeps {
   config: Readonly<Config>;
   db: Db;
   pool: pg.Pool;
   logger: Logger;
   metrics: Metrics;
   jwtSecret: string;
-  /** The delivery engine of this process (ROLE=all), which takes new deliveries directly. */
-  dispatch?: DirectDispatch;
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, Middleware } from 'koa';
-import type { Principal } from './auth.js';
+import type { Caller, Principal } from '../tenancy/caller.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 
@@ -11,6 +11,11 @@ export function principalOf(ctx: Context): Principal {
 
 export function requestIdOf(ctx: Context): string {
   return ctx.state.requestId as string;
+}
+
+/** The caller as services take it: who, and through which request. */
+export function callerOf(ctx: Context): Caller {
+  return { principal: principalOf(ctx), requestId: requestIdOf(ctx) };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;

@@ -75,12 +75,6 @@ export function queryValidator<T>(schema: Schema | JSONSchemaType<T>): Validator
   };
 }
 
-/** `{ limit, offset }` with the contract's defaults: limit 1–500 (default 50), offset ≥ 0. */
-export const paginationProperties = {
-  limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
-  offset: { type: 'integer', minimum: 0, maximum: 10_000_000, default: 0 },
-} as const;
-
 /** A path parameter that must be a UUID; anything else is a 404 (no such object). */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function uuidParam(value: string | undefined, what: string): string {

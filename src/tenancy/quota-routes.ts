@@ -3,26 +3,21 @@
  * limits, audited. The `quotas` table stays the single source of truth: nothing is cached.
  */
 import Router from '@koa/router';
-import type { ApiDeps } from '../api/deps.js';
-import { actingTenant, requireAdmin } from '../api/auth.js';
-import { principalOf, requestIdOf } from '../api/request-context.js';
-import { bodyValidator } from '../api/validation.js';
+import type { RouteDeps } from '../http/deps.js';
+import { actingTenant, requireAdmin } from './caller.js';
+import { principalOf, requestIdOf } from '../http/request-context.js';
+import { bodyValidator } from '../http/validation.js';
 import { actorOf } from '../audit/audit-repository.js';
 import { notFound } from '../errors.js';
 import { concurrentDeliveries } from './concurrency-cap.js';
 import { eventsInWindow } from './event-rate-limit.js';
-import { dlqCount, findQuota, updateQuota, type QuotaLimits } from './quota-repository.js';
+import { dlqCount, findQuota, updateQuota } from './quota-repository.js';
+import { quotaChangeSchema, type QuotaChange } from './quota-schemas.js';
 import { ensureTenant } from './tenant-repository.js';
 
-const limit = { type: 'integer', minimum: 0, maximum: 1_000_000 } as const;
-const validateQuotaChange = bodyValidator<Partial<QuotaLimits>>({
-  type: 'object',
-  properties: { max_events_per_sec: limit, max_concurrent_deliveries: limit, max_dlq_size: limit },
-  additionalProperties: false,
-  minProperties: 1,
-});
+const validateQuotaChange = bodyValidator<QuotaChange>(quotaChangeSchema);
 
-export function quotaRoutes(deps: ApiDeps): Router {
+export function quotaRoutes(deps: RouteDeps): Router {
   const router = new Router();
 
   router.get('/quotas/:tenant_id', async (ctx) => {

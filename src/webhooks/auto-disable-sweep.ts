@@ -5,14 +5,13 @@
  * and re-enabling it (PATCH enabled: true) sends them again.
  *
  * Every worker process sweeps once per WEBHOOK_AUTO_DISABLE_SWEEP_MS. Several processes
- * sweeping at once is harmless: each webhook is taken by one transaction (`skip locked`) and the
- * update re-checks `enabled`, so it is disabled, and audited, once.
+ * sweeping at once is harmless: each webhook is taken by one transaction (`skip locked`) and
+ * disableWebhook re-checks `enabled`, so it is disabled, and audited, once.
  */
-import { sql } from 'kysely';
-import { writeAudit } from '../audit/audit-repository.js';
 import type { Db } from '../db/database.js';
 import { startPeriodicSweep, type PeriodicSweep } from '../db/periodic-sweep.js';
 import type { Logger } from '../observability/logger.js';
+import { disableWebhook, failingReason, lockWebhooksFailingFor } from './webhook-state.js';
 
 /** Webhooks disabled per transaction; a sweep runs batches until none is left. */
 const SWEEP_BATCH_SIZE = 500;
@@ -27,34 +26,18 @@ export interface DisabledWebhook {
 /** One batch: disables up to `SWEEP_BATCH_SIZE` webhooks failing for longer than `failingForMs`. */
 async function disableBatch(db: Db, failingForMs: number): Promise<DisabledWebhook[]> {
   return db.transaction().execute(async (trx) => {
-    const { rows } = await sql<DisabledWebhook>`
-      update webhooks w
-         set enabled = false,
-             disabled_reason = 'failing continuously since '
-               || to_char(w.failing_since at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-             disabled_at = now(),
-             updated_at = now()
-       where w.id in (
-               select id from webhooks
-                where enabled and failing_since < now() - ${failingForMs} * interval '1 millisecond'
-                order by failing_since
-                limit ${SWEEP_BATCH_SIZE}
-                  for update skip locked)
-         and w.enabled
-      returning w.id, w.tenant_id, w.failing_since, w.disabled_reason
-    `.execute(trx);
-    for (const row of rows) {
-      await writeAudit(trx, {
-        actor: 'system',
-        action: 'webhook.disabled',
-        objectType: 'webhook',
-        objectId: row.id,
-        tenantId: row.tenant_id,
-        requestId: null,
-        details: { reason: row.disabled_reason, failing_since: row.failing_since.toISOString() },
+    const disabled: DisabledWebhook[] = [];
+    for (const webhook of await lockWebhooksFailingFor(trx, failingForMs, SWEEP_BATCH_SIZE)) {
+      const reason = failingReason(webhook.failing_since);
+      const row = await disableWebhook(trx, {
+        webhookId: webhook.id,
+        tenantId: webhook.tenant_id,
+        reason,
+        details: { failing_since: webhook.failing_since.toISOString() },
       });
+      if (row) disabled.push({ ...webhook, disabled_reason: reason });
     }
-    return rows;
+    return disabled;
   });
 }
 

@@ -4,24 +4,24 @@
  */
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import type { ApiDeps } from '../api/deps.js';
-import { principalOf, requestIdOf } from '../api/request-context.js';
-import { bodyValidator, queryValidator, uuidParam } from '../api/validation.js';
+import type { RouteDeps } from '../http/deps.js';
+import { callerOf } from '../http/request-context.js';
+import { bodyValidator, queryValidator, uuidParam } from '../http/validation.js';
 import {
   createWebhookSchema,
   listWebhooksQuerySchema,
+  recoverSchema,
   rotateSecretSchema,
-  tenantQuerySchema,
+  type RecoverBody,
   updateWebhookSchema,
   type CreateWebhookBody,
   type ListWebhooksQuery,
   type RotateSecretBody,
-  type TenantQuery,
   type UpdateWebhookBody,
 } from './webhook-schemas.js';
-import { createWebhookService, type Caller } from './webhook-service.js';
-import { createDlqService } from '../dlq/dlq-service.js';
-import { recoverSchema, type RecoverBody } from '../dlq/dlq-schemas.js';
+import { tenantQuerySchema, type TenantQuery } from '../http/common-schemas.js';
+import { createWebhookService } from './webhook-service.js';
+import { recoverWebhook } from './webhook-recovery.js';
 
 const validateCreate = bodyValidator<CreateWebhookBody>(createWebhookSchema);
 const validateUpdate = bodyValidator<UpdateWebhookBody>(updateWebhookSchema, {
@@ -32,12 +32,11 @@ const validateListQuery = queryValidator<ListWebhooksQuery>(listWebhooksQuerySch
 const validateTenantQuery = queryValidator<TenantQuery>(tenantQuerySchema);
 const validateRecover = bodyValidator<RecoverBody>(recoverSchema);
 
-const callerOf = (ctx: Context): Caller => ({ principal: principalOf(ctx), requestId: requestIdOf(ctx) });
 const webhookId = (ctx: Context): string => uuidParam(ctx.params.id, 'Webhook');
 /** A copy: the query validator fills in defaults, and Koa's query object is shared. */
 const queryOf = (ctx: Context): Record<string, unknown> => ({ ...ctx.query });
 
-export function webhookRoutes(deps: ApiDeps): Router {
+export function webhookRoutes(deps: RouteDeps): Router {
   const service = createWebhookService(deps);
   const router = new Router();
 
@@ -77,10 +76,9 @@ export function webhookRoutes(deps: ApiDeps): Router {
   });
 
   // Recovery (sending failed and dead deliveries again) lives with the DLQ.
-  const recovery = createDlqService(deps);
   router.post('/webhooks/:id/recover', async (ctx) => {
     const id = webhookId(ctx);
-    ctx.body = await recovery.recover(callerOf(ctx), id, validateRecover(ctx.request.body));
+    ctx.body = await recoverWebhook(deps, callerOf(ctx), id, validateRecover(ctx.request.body));
   });
 
   return router;

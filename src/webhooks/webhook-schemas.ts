@@ -2,17 +2,20 @@
  * Request and answer shapes of the webhooks API, as JSON schemas. The request schemas are what
  * ajv checks (compiled once, in webhook-routes.ts); all of them feed docs/openapi.json.
  */
-import { paginationProperties } from '../api/validation.js';
+import {
+  nullableTimestamp,
+  paginationProperties,
+  tenantIdSchema as tenantId,
+  timestamp,
+} from '../http/common-schemas.js';
 
 /** An event type: what POST /events accepts as `type`. */
 export const EVENT_TYPE_PATTERN = '^[A-Za-z0-9_.:-]{1,128}$';
 /** An `event_types` entry: an exact type, `<prefix>.*`, or `*`. */
 export const EVENT_TYPE_FILTER_PATTERN = '^(?:\\*|[A-Za-z0-9_.:-]{1,128}|[A-Za-z0-9_.:-]{1,126}\\.\\*)$';
-export const TENANT_ID_PATTERN = '^[A-Za-z0-9_.:-]{1,128}$';
 export const MAX_URL_LENGTH = 2048;
 export const MAX_EVENT_TYPES = 100;
 
-const tenantId = { type: 'string', pattern: TENANT_ID_PATTERN } as const;
 const url = {
   type: 'string',
   maxLength: MAX_URL_LENGTH,
@@ -120,20 +123,6 @@ export const listWebhooksQuerySchema = {
   },
 } as const;
 
-export interface TenantQuery {
-  tenant_id?: string;
-}
-
-/** By-id routes take an optional `tenant_id`, only to apply the 403 rule. */
-export const tenantQuerySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { tenant_id: tenantId },
-} as const;
-
-const timestamp = { type: 'string', format: 'date-time' } as const;
-const nullableTimestamp = { type: 'string', format: 'date-time', nullable: true } as const;
-
 /** A webhook as every answer shows it; `secret` only where noted. */
 export const webhookViewSchema = {
   type: 'object',
@@ -184,4 +173,24 @@ export const webhookSecretSchema = {
   additionalProperties: false,
   required: ['secret'],
   properties: { secret: { type: 'string' } },
+} as const;
+
+export interface RecoverBody {
+  since: string;
+  until?: string;
+  tenant_id?: string;
+}
+
+export const recoverSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['since'],
+  properties: {
+    since: {
+      ...timestamp,
+      description: 'Deliveries created at or after this time (RFC 3339 with a zone) are sent again.',
+    },
+    until: { ...timestamp, description: 'Only deliveries created before this time.' },
+    tenant_id: { ...tenantId, description: 'Only checked: a tenant token naming another tenant gets 403.' },
+  },
 } as const;

@@ -4,14 +4,12 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Updateable } from 'kysely';
-import { actingTenant, tenantFilter, type Principal } from '../api/auth.js';
-import { objectScope } from '../api/tenant-scope.js';
-import { listAnswer, type ListAnswer } from '../api/list-answer.js';
+import { actingTenant, objectScope, tenantFilter, type Caller } from '../tenancy/caller.js';
+import { listAnswer, type ListAnswer } from '../db/page.js';
 import { actorOf, writeAudit } from '../audit/audit-repository.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
 import { notFound } from '../errors.js';
-import { resumePausedDeliveries } from '../delivery/delivery-repository.js';
 import { ensureTenant } from '../tenancy/tenant-repository.js';
 import type {
   CreateWebhookBody,
@@ -29,6 +27,7 @@ import {
   type WebhookRow,
 } from './webhook-repository.js';
 import type { WebhookTable } from './webhook.table.js';
+import { disableWebhook, disabledByReason, enableWebhook } from './webhook-state.js';
 import { assertWebhookUrl } from './webhook-url.js';
 
 /** A webhook as the API shows it: never the previous secret, the secret only where asked for. */
@@ -47,12 +46,6 @@ export interface WebhookView {
   created_at: string;
   updated_at: string;
   secret?: string;
-}
-
-/** Who is asking, and through which request (for the audit log). */
-export interface Caller {
-  principal: Principal;
-  requestId: string;
 }
 
 /** `whsec_` + base64 of 32 random bytes, the Standard Webhooks form. */
@@ -148,7 +141,7 @@ export function createWebhookService(deps: {
           description: body.description ?? null,
           timeoutMs: body.timeout_ms ?? null,
           enabled,
-          disabledReason: enabled ? null : `disabled by ${actorOf(caller.principal)}`,
+          disabledReason: enabled ? null : disabledByReason(actorOf(caller.principal)),
         });
         await writeAudit(trx, audit(caller, row, 'webhook.created', auditedFields(row)));
         return toWebhookView(row, { withSecret: true });
@@ -192,22 +185,22 @@ export function createWebhookService(deps: {
         if (body.event_types !== undefined) changes.event_types = body.event_types;
         if (body.description !== undefined) changes.description = body.description;
         if (body.timeout_ms !== undefined) changes.timeout_ms = body.timeout_ms;
+        let after = await updateWebhook(trx, id, changes);
+        let resumed = 0;
         if (body.enabled === false && before.enabled) {
-          changes.enabled = false;
-          changes.disabled_reason = `disabled by ${actorOf(caller.principal)}`;
-          changes.disabled_at = new Date();
+          after =
+            (await disableWebhook(trx, {
+              webhookId: id,
+              tenantId: before.tenant_id,
+              reason: disabledByReason(actorOf(caller.principal)),
+              actor: actorOf(caller.principal),
+              requestId: caller.requestId,
+            })) ?? after;
         } else if (body.enabled === true && !before.enabled) {
-          // A fresh start: the failure run that may have disabled it is over.
-          Object.assign(changes, {
-            enabled: true,
-            disabled_reason: null,
-            disabled_at: null,
-            failing_since: null,
-          });
+          // Deliveries that waited while it was disabled go out again, committed with the change.
+          const enabled = await enableWebhook(trx, id);
+          if (enabled) ({ row: after, resumed } = enabled);
         }
-        const after = await updateWebhook(trx, id, changes);
-        // Deliveries that waited while it was disabled go out again, committed with the change.
-        const resumed = changes.enabled === true ? await resumePausedDeliveries(trx, id) : 0;
         await writeAudit(
           trx,
           audit(caller, after, 'webhook.updated', {

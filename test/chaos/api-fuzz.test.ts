@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { signToken } from '../../src/api/auth.js';
+import { signToken } from '../../src/http/auth.js';
 import { startTestService, TEST_JWT_SECRET, type TestService } from '../helpers/service.js';
 import { apiRoutes, report, size } from './support.js';
 

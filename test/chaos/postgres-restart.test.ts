@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
-import { signToken } from '../../src/api/auth.js';
+import { signToken } from '../../src/http/auth.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { waitFor } from '../helpers/process.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';

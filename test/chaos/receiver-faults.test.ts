@@ -9,7 +9,7 @@ import net from 'node:net';
 import { sql } from 'kysely';
 import { afterAll, expect, it } from 'vitest';
 import { createDatabase } from '../../src/db/database.js';
-import { GONE_REASON } from '../../src/delivery/delivery-repository.js';
+import { GONE_REASON } from '../../src/webhooks/webhook-state.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { setQuota } from '../helpers/dead-letters.js';
 import { createTenant, createWebhook } from '../helpers/fixtures.js';

@@ -3,7 +3,7 @@
  * helpers to mint tokens and call it over HTTP.
  */
 import { parseConfig } from '../../src/config.js';
-import { signToken } from '../../src/api/auth.js';
+import { signToken } from '../../src/http/auth.js';
 import { startService, type Service } from '../../src/service.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createTestDatabase, type TestDatabase } from './database.js';

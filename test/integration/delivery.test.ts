@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, type Db } from '../../src/db/database.js';
-import { resumePausedDeliveries } from '../../src/delivery/delivery-repository.js';
+import { resumePausedDeliveries } from '../../src/webhooks/webhook-state.js';
 import { createDeliveryEngine } from '../../src/delivery/deliver-batch.js';
 import { USER_AGENT } from '../../src/delivery/delivery-request.js';
 import { createHttpClient } from '../../src/delivery/http-client.js';

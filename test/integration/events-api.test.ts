@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { ajv } from '../../src/api/validation.js';
-import { listAnswerSchema } from '../../src/api/list-answer.js';
+import { ajv } from '../../src/http/validation.js';
+import { listAnswerSchema } from '../../src/http/common-schemas.js';
 import { AppError } from '../../src/errors.js';
 import {
-  deliveryDetailSchema,
   eventAcceptedSchema,
   eventDetailSchema,
   eventSummarySchema,
 } from '../../src/events/event-schemas.js';
+import { deliveryDetailSchema } from '../../src/delivery/delivery-schemas.js';
 import { MAX_JOB_DELIVERIES } from '../../src/delivery/enqueue.js';
 import { createIngestionService } from '../../src/events/ingestion-service.js';
 import { createLogger } from '../../src/observability/logger.js';

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signToken } from '../../src/api/auth.js';
+import { signToken } from '../../src/http/auth.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { spawnService, waitFor, type ServiceProcess } from '../helpers/process.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';

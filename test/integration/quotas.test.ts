@@ -1,7 +1,6 @@
-import type { Database } from '../../src/db/database.js';
+import { type Database, createDatabase, type DatabaseHandle } from '../../src/db/database.js';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, type DatabaseHandle } from '../../src/db/database.js';
 import { concurrentDeliveries } from '../../src/tenancy/concurrency-cap.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 

@@ -6,7 +6,7 @@
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../../src/db/database.js';
-import { signToken } from '../../src/api/auth.js';
+import { signToken } from '../../src/http/auth.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { createTenant, createWebhook, queueMany } from '../helpers/fixtures.js';
 import { spawnService, waitFor, type ServiceProcess } from '../helpers/process.js';

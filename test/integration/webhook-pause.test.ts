@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config.js';
 import { createDatabase } from '../../src/db/database.js';
-import { disableFailingWebhooks } from '../../src/delivery/auto-disable.js';
+import { disableFailingWebhooks } from '../../src/webhooks/auto-disable-sweep.js';
 import { setQuota } from '../helpers/dead-letters.js';
 import { waitFor } from '../helpers/process.js';
 import { startReceiver } from '../helpers/receiver.js';

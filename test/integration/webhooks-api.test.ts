@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { ajv } from '../../src/api/validation.js';
-import { listAnswerSchema } from '../../src/api/list-answer.js';
+import { ajv } from '../../src/http/validation.js';
+import { listAnswerSchema } from '../../src/http/common-schemas.js';
 import {
   webhookSecretSchema,
   webhookViewSchema,

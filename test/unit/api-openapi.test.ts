@@ -5,13 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { buildOpenApiDocument, operations } from '../../src/api/openapi.js';
 import { createEventSchema } from '../../src/events/event-schemas.js';
 import { createWebhookSchema, updateWebhookSchema } from '../../src/webhooks/webhook-schemas.js';
-import { bodyValidator } from '../../src/api/validation.js';
-import type { ApiDeps } from '../../src/api/deps.js';
-import { deliveryRoutes } from '../../src/delivery/delivery-routes.js';
-import { eventRoutes } from '../../src/events/event-routes.js';
-import { webhookRoutes } from '../../src/webhooks/webhook-routes.js';
-import { dlqRoutes } from '../../src/dlq/dlq-routes.js';
-import { auditRoutes } from '../../src/audit/audit-routes.js';
+import { bodyValidator } from '../../src/http/validation.js';
+import type { AppDeps } from '../../src/api/features.js';
+import { registeredRoutes } from '../helpers/routes.js';
 
 const addFormats = addFormatsModule.default as unknown as typeof addFormatsModule.default.default;
 
@@ -96,23 +92,14 @@ describe('docs/openapi.json', () => {
     }
   });
 
-  it('documents every route of webhooks, events, deliveries, DLQ and audit log, once', () => {
-    const deps = { db: {}, config: {}, logger: {}, metrics: {} } as unknown as ApiDeps;
-    const registered = [
-      webhookRoutes(deps),
-      eventRoutes(deps),
-      deliveryRoutes(deps),
-      dlqRoutes(deps),
-      auditRoutes(deps),
-    ].flatMap((router) =>
-      router.stack.flatMap((layer) =>
-        layer.methods
-          .filter((m) => m !== 'HEAD')
-          .map((m) => `${m.toLowerCase()} ${String(layer.path).replace(':id', '{id}')}`),
-      ),
+  it('documents every route of every feature, once', () => {
+    const deps = { db: {}, config: {}, logger: {}, metrics: {} } as unknown as AppDeps;
+    const registered = registeredRoutes(deps).map(
+      ({ method, path }) => `${method.toLowerCase()} ${path.replace(/:(\w+)/g, '{$1}')}`,
     );
     const keys = operations.map((op) => `${op.method} ${op.path}`);
     expect(registered.filter((route) => !keys.includes(route))).toEqual([]);
+    expect(keys.filter((key) => !registered.includes(key))).toEqual([]);
     expect(new Set(keys).size).toBe(keys.length);
     expect(Object.values<any>(stored.paths).reduce((n, methods) => n + Object.keys(methods).length, 0)).toBe(
       keys.length,

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse } from 'acorn';
 import { describe, expect, it, vi } from 'vitest';
-import { ajv } from '../../src/api/validation.js';
+import { ajv } from '../../src/http/validation.js';
 import { createEventSchema } from '../../src/events/event-schemas.js';
 import { createWebhookSchema } from '../../src/webhooks/webhook-schemas.js';
 
