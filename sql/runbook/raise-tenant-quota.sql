@@ -40,8 +40,12 @@
 
 select count(*) = 0 as tenant_missing from tenants where id = :'tenant_id' \gset
 \if :tenant_missing
-  \echo 'No tenant with that id: check the spelling (tenants are created on their first request).'
-  select :'tenant_id' as unknown_tenant, 1 / 0 as stop;
+  -- Stops here with an error naming the tenant (exit status 3).
+  select set_config('hookrelay.unknown_tenant', :'tenant_id', false) \gset
+  do $$ begin
+    raise exception 'No tenant %: check the spelling (tenants are created on their first request).',
+      current_setting('hookrelay.unknown_tenant');
+  end $$;
 \endif
 
 begin;

@@ -21,8 +21,6 @@ import { lockDeliveryForResend, restartDelivery } from './restart-repository.js'
 
 const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
 
-export type DeliveryView = ReturnType<typeof toDeliveryView>;
-
 export function toDeliveryView(row: DeliveryRow) {
   return {
     id: row.id,

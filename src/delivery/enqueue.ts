@@ -46,7 +46,8 @@ export interface DeliveryJob {
  * a tenant's jobs for now (the tenant is at its concurrency cap) names the flag in
  * `forbiddenFlags`, and its job fetches pass those jobs by.
  */
-export const tenantFlag = (tenantId: string): string => `t:${tenantId}`;
+const TENANT_FLAG_PREFIX = 't:';
+export const tenantFlag = (tenantId: string): string => TENANT_FLAG_PREFIX + tenantId;
 
 /**
  * Fairness between tenants. graphile-worker takes due jobs in (priority, run_at) order, so a
@@ -111,7 +112,7 @@ export function deliveryJobCtes(source: string): RawBuilder<unknown> {
                            'deliveries', json_agg(json_strip_nulls(json_build_object(
                              'id', g.delivery_id, 'attempt', g.attempt, 'traceparent', g.traceparent))
                              order by g.ord)),
-                         null, max(g.run_at), 25, null, g.job_priority, array['t:' || g.tenant_id]
+                         null, max(g.run_at), 25, null, g.job_priority, array[${TENANT_FLAG_PREFIX}::text || g.tenant_id]
                        )::graphile_worker.job_spec
                   from job_ranked g
                  group by g.tenant_id, g.run_bucket, g.priority, g.chunk, g.job_priority
@@ -149,8 +150,9 @@ export async function enqueueDeliveries(db: Kysely<Database>, jobs: readonly Del
 }
 
 /**
- * The job's payload, checked; undefined when it is not one. A job queued before batching
- * (`{"delivery_id", "attempt"}`) is read as a batch of one.
+ * The job's payload, checked; undefined when it is not one. A payload naming one delivery
+ * (`{"delivery_id", "attempt"}`) is read as a batch of one: jobs of that shape may still be
+ * queued in a database being upgraded.
  */
 export function parseDeliverPayload(raw: unknown): DeliverJobPayload | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;

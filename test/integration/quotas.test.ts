@@ -112,13 +112,14 @@ describe('PUT /quotas/:tenant_id', () => {
   });
 });
 
-/** The lease function the delivery claim calls, on its own (as a claim would, in one statement). */
+/** The lease function loading a batch calls, for one delivery (as a load would, in one statement). */
 async function acquireDeliveryLease(
   db: Kysely<Database>,
   lease: { tenantId: string; deliveryId: string; workerId: string },
 ): Promise<boolean> {
   const { rows } = await sql<{ held: boolean }>`
-    select acquire_delivery_lease(${lease.tenantId}, ${lease.deliveryId}::uuid, ${lease.workerId}) as held
+    select taken as held
+      from take_delivery_leases(${lease.workerId}, array[${lease.deliveryId}::uuid], array[${lease.tenantId}::text])
   `.execute(db);
   return rows[0]?.held === true;
 }
@@ -197,7 +198,7 @@ describe('delivery leases (max_concurrent_deliveries)', () => {
     const scans = await a.db.connection().execute(async (conn) => {
       await sql`begin`.execute(conn);
       try {
-        await sql`select acquire_delivery_leases('w0', ${ids.slice(200)}::uuid[],
+        await sql`select * from take_delivery_leases('w0', ${ids.slice(200)}::uuid[],
                     array_fill('churn'::text, array[100]))`.execute(conn);
         const { rows } = await sql<{ seq_scan: string }>`
           select seq_scan from pg_stat_xact_user_tables where relname = 'delivery_leases'`.execute(conn);

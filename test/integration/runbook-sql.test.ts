@@ -502,6 +502,9 @@ describe('sql/runbook', () => {
       const result = await psql(database.url, 'raise-tenant-quota.sql', variables);
       expect(result.code, JSON.stringify(variables)).not.toBe(0);
     }
+    const unknown = await psql(database.url, 'raise-tenant-quota.sql', refused[0]!);
+    expect(unknown.stderr).toContain('No tenant no-such-tenant: check the spelling');
+    expect(unknown.stderr).not.toContain('division by zero');
     const quota = await client.query(`select max_events_per_sec from quotas where tenant_id = 'acme'`);
     expect(quota.rows[0].max_events_per_sec).toBe(500);
     const noTenant = await client.query(`select 1 from quotas where tenant_id = 'no-such-tenant'`);
