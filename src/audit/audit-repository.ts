@@ -3,7 +3,7 @@
  * back) with the change it describes.
  */
 import { sql, type Kysely } from 'kysely';
-import type { Principal } from '../tenancy/caller.js';
+import type { Caller, Principal } from '../tenancy/caller.js';
 import type { Database } from '../db/database.js';
 import { pageWithTotal } from '../db/page.js';
 
@@ -21,6 +21,13 @@ export interface AuditEntry {
 }
 
 export const actorOf = (principal: Principal): string => `${principal.tenantId}:${principal.role}`;
+
+/** An entry for what a caller did: the actor and request id come from the caller. */
+export const byCaller = (caller: Caller, entry: Omit<AuditEntry, 'actor' | 'requestId'>): AuditEntry => ({
+  actor: actorOf(caller.principal),
+  requestId: caller.requestId,
+  ...entry,
+});
 
 export async function writeAudit(db: Kysely<Database>, entry: AuditEntry): Promise<void> {
   await sql`

@@ -3,7 +3,7 @@
  * `-- prepared: <name>` goes to PostgreSQL as a named statement: parsed and planned once per
  * connection and then only executed. Planning the larger ingest and delivery statements (a
  * handful of CTEs each) costs a good part of what running them does, and they run for every
- * batch. Other statements go as before. The comment also names the statement in
+ * batch. Other statements are passed through unchanged. The comment also names the statement in
  * pg_stat_statements and pg_stat_activity.
  *
  * PostgreSQL plans a prepared statement afresh for its first five runs and then keeps a generic

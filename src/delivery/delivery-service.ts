@@ -3,7 +3,7 @@
  * order) and POST /deliveries/:id/retry (send it again in a new series, when it is not in
  * flight).
  */
-import { actorOf, writeAudit } from '../audit/audit-repository.js';
+import { byCaller, writeAudit } from '../audit/audit-repository.js';
 import type { Db } from '../db/database.js';
 import { deleteDeadLetterOf } from '../dlq/dlq-repository.js';
 import { AppError, notFound } from '../errors.js';
@@ -84,19 +84,20 @@ export function createDeliveryService(deps: { db: Db; metrics: Metrics }) {
         await restartDelivery(trx, deliveryId, RESENDABLE);
         if (delivery.status === 'dead') await deleteDeadLetterOf(trx, deliveryId);
         await enqueueDeliveries(trx, [{ deliveryId, attempt: 1, tenantId: delivery.tenant_id }]);
-        await writeAudit(trx, {
-          actor: actorOf(caller.principal),
-          action: 'delivery.resent',
-          objectType: 'delivery',
-          objectId: deliveryId,
-          tenantId: delivery.tenant_id,
-          requestId: caller.requestId,
-          details: {
-            webhook_id: delivery.webhook_id,
-            previous_status: delivery.status,
-            previous_attempts: delivery.attempt_count,
-          },
-        });
+        await writeAudit(
+          trx,
+          byCaller(caller, {
+            action: 'delivery.resent',
+            objectType: 'delivery',
+            objectId: deliveryId,
+            tenantId: delivery.tenant_id,
+            details: {
+              webhook_id: delivery.webhook_id,
+              previous_status: delivery.status,
+              previous_attempts: delivery.attempt_count,
+            },
+          }),
+        );
         return { delivery_id: deliveryId, status: 'pending' as const, previous_status: delivery.status };
       });
       metrics.dlqRetries.inc({ kind: 'resend' });

@@ -6,7 +6,7 @@
  * queue; a bulk retry is queued behind every tenant's fresh traffic, in batches
  * (delivery/requeue-in-batches.ts), and answers once the last batch has committed.
  */
-import { actorOf, writeAudit } from '../audit/audit-repository.js';
+import { byCaller, writeAudit } from '../audit/audit-repository.js';
 import type { Db } from '../db/database.js';
 import { listAnswer, type ListAnswer } from '../db/page.js';
 import { enqueueDeliveries } from '../delivery/enqueue.js';
@@ -78,15 +78,16 @@ export function createDlqService(deps: { db: Db; metrics: Metrics }): DlqService
           throw new AppError('conflict', 'The delivery is no longer dead-lettered.');
         }
         await enqueueDeliveries(trx, [{ deliveryId, attempt: 1, tenantId: entry.tenant_id }]);
-        await writeAudit(trx, {
-          actor: actorOf(caller.principal),
-          action: 'dlq.retried',
-          objectType: 'delivery',
-          objectId: deliveryId,
-          tenantId: entry.tenant_id,
-          requestId: caller.requestId,
-          details: { webhook_id: entry.webhook_id },
-        });
+        await writeAudit(
+          trx,
+          byCaller(caller, {
+            action: 'dlq.retried',
+            objectType: 'delivery',
+            objectId: deliveryId,
+            tenantId: entry.tenant_id,
+            details: { webhook_id: entry.webhook_id },
+          }),
+        );
         return { delivery_id: deliveryId, status: 'pending' as const, previous_status: 'dead' };
       });
       metrics.dlqRetries.inc({ kind: 'single' });
@@ -109,15 +110,14 @@ export function createDlqService(deps: { db: Db; metrics: Metrics }): DlqService
       const requeued = await requeueInBatches(
         db,
         (trx) => requeueDeadLetterBatch(trx, filter, startedAt, BULK_BATCH_SIZE),
-        (tenantId, count, batchNumber) => ({
-          actor: actorOf(caller.principal),
-          action: 'dlq.bulk_retried',
-          objectType: 'dlq',
-          objectId: null,
-          tenantId,
-          requestId: caller.requestId,
-          details: { count, batch: batchNumber, filters },
-        }),
+        (tenantId, count, batchNumber) =>
+          byCaller(caller, {
+            action: 'dlq.bulk_retried',
+            objectType: 'dlq',
+            objectId: null,
+            tenantId,
+            details: { count, batch: batchNumber, filters },
+          }),
       );
       metrics.dlqRetries.inc({ kind: 'bulk' }, requeued);
       const skipped = await countDeadLettersOfDisabledWebhooks(db, filter);
@@ -129,15 +129,16 @@ export function createDlqService(deps: { db: Db; metrics: Metrics }): DlqService
       await db.transaction().execute(async (trx) => {
         const entry = await removeDeadLetter(trx, deliveryId, scope);
         if (!entry) throw notFound('Dead-letter entry');
-        await writeAudit(trx, {
-          actor: actorOf(caller.principal),
-          action: 'dlq.deleted',
-          objectType: 'delivery',
-          objectId: deliveryId,
-          tenantId: entry.tenant_id,
-          requestId: caller.requestId,
-          details: { webhook_id: entry.webhook_id },
-        });
+        await writeAudit(
+          trx,
+          byCaller(caller, {
+            action: 'dlq.deleted',
+            objectType: 'delivery',
+            objectId: deliveryId,
+            tenantId: entry.tenant_id,
+            details: { webhook_id: entry.webhook_id },
+          }),
+        );
       });
     },
   };

@@ -3,7 +3,7 @@
  * window starts a new series, in batches queued behind fresh traffic (requeue-in-batches.ts).
  * The answer comes once the last batch has committed.
  */
-import { actorOf } from '../audit/audit-repository.js';
+import { byCaller } from '../audit/audit-repository.js';
 import type { Db } from '../db/database.js';
 import { requeueInBatches } from '../delivery/requeue-in-batches.js';
 import { databaseNow, requeueRecoverableBatch } from '../delivery/restart-repository.js';
@@ -30,15 +30,14 @@ export async function recoverWebhook(
   const requeued = await requeueInBatches(
     db,
     (trx) => requeueRecoverableBatch(trx, webhookId, window, startedAt, BULK_BATCH_SIZE),
-    (tenantId, count, batchNumber) => ({
-      actor: actorOf(caller.principal),
-      action: 'webhook.recovered',
-      objectType: 'webhook',
-      objectId: webhookId,
-      tenantId,
-      requestId: caller.requestId,
-      details: { count, batch: batchNumber, since: body.since, until: body.until ?? null },
-    }),
+    (tenantId, count, batchNumber) =>
+      byCaller(caller, {
+        action: 'webhook.recovered',
+        objectType: 'webhook',
+        objectId: webhookId,
+        tenantId,
+        details: { count, batch: batchNumber, since: body.since, until: body.until ?? null },
+      }),
   );
   metrics.dlqRetries.inc({ kind: 'recover' }, requeued);
   return { requeued };

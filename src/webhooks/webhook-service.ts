@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Updateable } from 'kysely';
 import { actingTenant, objectScope, tenantFilter, type Caller } from '../tenancy/caller.js';
 import { listAnswer, type ListAnswer } from '../db/page.js';
-import { actorOf, writeAudit } from '../audit/audit-repository.js';
+import { actorOf, byCaller, writeAudit } from '../audit/audit-repository.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
 import { notFound } from '../errors.js';
@@ -115,15 +115,14 @@ export function createWebhookService(deps: {
 }): WebhookService {
   const { db, config } = deps;
 
-  const audit = (caller: Caller, row: WebhookRow, action: string, details: Record<string, unknown>) => ({
-    actor: actorOf(caller.principal),
-    action,
-    objectType: 'webhook',
-    objectId: row.id,
-    tenantId: row.tenant_id,
-    requestId: caller.requestId,
-    details,
-  });
+  const audit = (caller: Caller, row: WebhookRow, action: string, details: Record<string, unknown>) =>
+    byCaller(caller, {
+      action,
+      objectType: 'webhook',
+      objectId: row.id,
+      tenantId: row.tenant_id,
+      details,
+    });
 
   return {
     async create(caller, body) {
