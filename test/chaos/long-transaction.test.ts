@@ -4,12 +4,11 @@
  * vacuumed, yet deliveries must keep flowing; and the runbook query for long transactions must
  * name it.
  */
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
-import { REPO_ROOT, waitFor } from '../helpers/process.js';
+import { waitFor } from '../helpers/process.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { runbookPsql } from '../helpers/runbook.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { arrivals, report, size, tally } from './support.js';
 
@@ -27,19 +26,11 @@ afterAll(async () => {
   await receiver?.close();
 });
 
-function psql(url: string, file: string, variables: Record<string, string>): Promise<string> {
-  const args = [url, '-X'];
-  for (const [name, value] of Object.entries(variables)) args.push('-v', `${name}=${value}`);
-  args.push('-f', path.join(REPO_ROOT, 'sql/runbook', file));
-  return new Promise((resolve, reject) =>
-    execFile(
-      'psql',
-      args,
-      { env: { ...process.env, PGCONNECT_TIMEOUT: '10', PAGER: '' }, timeout: 60_000 },
-      (err, stdout, stderr) =>
-        err ? reject(new Error(`${file}: ${stderr || err.message}`)) : resolve(stdout),
-    ),
-  );
+/** The runbook file's output; throws if psql fails. */
+async function psql(url: string, file: string, variables: Record<string, string>): Promise<string> {
+  const result = await runbookPsql(url, file, variables);
+  if (result.code !== 0) throw new Error(`${file}: ${result.stderr || `psql exited ${result.code}`}`);
+  return result.stdout;
 }
 
 it(

@@ -5,7 +5,6 @@
  * dead-lettered or paused, with its reason on record, and the process's memory must stay
  * bounded however many huge answers it was offered.
  */
-import net from 'node:net';
 import { sql } from 'kysely';
 import { afterAll, expect, it } from 'vitest';
 import { createDatabase } from '../../src/db/database.js';
@@ -13,7 +12,7 @@ import { GONE_REASON } from '../../src/webhooks/webhook-state.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { setQuota } from '../helpers/dead-letters.js';
 import { createTenant, createWebhook } from '../helpers/fixtures.js';
-import { waitFor } from '../helpers/process.js';
+import { freePort, waitFor } from '../helpers/process.js';
 import { startReceiver, type Behaviour } from '../helpers/receiver.js';
 import { TEST_JWT_SECRET } from '../helpers/service.js';
 import {
@@ -67,14 +66,6 @@ function seeded(seed: number): () => number {
   };
 }
 
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 it(`${DELIVERIES} deliveries to receivers failing in every way: each ends delivered, dead-lettered or paused with its reason, memory bounded`, async () => {
   const seed = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
   const random = seeded(seed);
@@ -86,7 +77,7 @@ it(`${DELIVERIES} deliveries to receivers failing in every way: each ends delive
 
   const redirectTarget = await startConnectionCounter('127.0.0.1');
   cleanups.push(() => redirectTarget.close());
-  const refusedPort = await closedPort();
+  const refusedPort = await freePort();
 
   const kinds: Kind[] = [
     { name: 'ok', weight: 3, answer: () => ({ kind: 'status', status: 200 }), end: 'succeeded' },

@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkAddress } from '../../src/delivery/address-policy.js';
-import { deliveryRow, dlqRows, queueDelivery } from '../helpers/fixtures.js';
+import { dlqRows, queueDelivery, waitForDeliveryStatus } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/process.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { startTestService, type TestService } from '../helpers/service.js';
@@ -177,8 +177,10 @@ describe('at connect time (rows put straight into the database)', () => {
     }
     const outcomes = await Promise.all(
       cases.map(async (c) => {
-        await waitFor(
-          async () => ((await deliveryRow(db, c.deliveryId))?.status === 'dead' ? true : undefined),
+        await waitForDeliveryStatus(
+          db,
+          c.deliveryId,
+          ['dead'],
           20_000,
           `delivery to ${c.host} dead-lettered`,
         );
@@ -234,11 +236,7 @@ describe('as redirect targets', () => {
     );
     const letters = await Promise.all(
       queued.map(async ({ deliveryId }) => {
-        await waitFor(
-          async () => ((await deliveryRow(db, deliveryId))?.status === 'dead' ? true : undefined),
-          20_000,
-          'a redirected delivery dead-lettered',
-        );
+        await waitForDeliveryStatus(db, deliveryId, ['dead'], 20_000, 'a redirected delivery dead-lettered');
         return (await dlqRows(db, deliveryId))[0]!;
       }),
     );

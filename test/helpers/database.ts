@@ -15,7 +15,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-async function withAdminClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `fn` with a client of the admin database (the server's own), closed afterwards. */
+export async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: inject('adminDatabaseUrl') });
   await client.connect();
   try {
@@ -28,7 +29,7 @@ async function withAdminClient<T>(fn: (client: pg.Client) => Promise<T>): Promis
 export async function createTestDatabase(): Promise<TestDatabase> {
   const name = `test_${randomBytes(6).toString('hex')}`;
   const template = inject('templateDatabase');
-  await withAdminClient(async (client) => {
+  await withAdmin(async (client) => {
     // A connection to the template that just closed may linger for a moment on the server.
     for (let attempt = 0; ; attempt++) {
       try {
@@ -44,7 +45,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     name,
     url: withDatabase(inject('adminDatabaseUrl'), name),
     drop: () =>
-      withAdminClient((client) => client.query(`drop database if exists ${name} with (force)`)).then(
+      withAdmin((client) => client.query(`drop database if exists ${name} with (force)`)).then(
         () => undefined,
       ),
   };

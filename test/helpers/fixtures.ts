@@ -7,6 +7,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/database.js';
 import { enqueueDeliveries } from '../../src/delivery/enqueue.js';
 import { ensureTenant } from '../../src/tenancy/tenant-repository.js';
+import { waitFor } from './process.js';
 
 export const generateSecret = (): string => `whsec_${randomBytes(24).toString('base64')}`;
 
@@ -109,6 +110,27 @@ export async function deliveryRow(db: Kysely<Database>, id: string): Promise<Del
   return rows[0];
 }
 
+/**
+ * Polls the delivery's row until its status is one of `statuses`, and returns that row; fails
+ * after `timeoutMs`, naming `what` it waited for.
+ */
+export function waitForDeliveryStatus(
+  db: Kysely<Database>,
+  deliveryId: string,
+  statuses: readonly string[],
+  timeoutMs = 15_000,
+  what = `delivery ${deliveryId} to reach ${statuses.join('/')}`,
+): Promise<DeliveryRow> {
+  return waitFor(
+    async () => {
+      const row = await deliveryRow(db, deliveryId);
+      return row && statuses.includes(row.status) ? row : undefined;
+    },
+    timeoutMs,
+    what,
+  );
+}
+
 export interface AttemptRow {
   attempt_number: number;
   attempted_at: Date;
@@ -164,18 +186,23 @@ export async function jobsOf(db: Kysely<Database>, deliveryId: string) {
   return rows;
 }
 
-/** Queues `count` deliveries of one event to one webhook with SQL, rows and jobs in one transaction. */
+/**
+ * Queues `count` deliveries of one event to one webhook with SQL, rows and jobs in one transaction
+ * (`enqueue: false`: the rows alone, no jobs).
+ */
 export async function queueMany(
   db: Kysely<Database>,
   tenantId: string,
   webhookId: string,
   count: number,
+  options: { enqueue?: boolean } = {},
 ): Promise<string[]> {
   const event = await createEvent(db, { tenantId, type: 'bulk.queued' });
   const ids = Array.from({ length: count }, () => randomUUID());
   await db.transaction().execute(async (trx) => {
     await sql`insert into deliveries (id, event_id, webhook_id, tenant_id)
               select unnest(${ids}::uuid[]), ${event.id}, ${webhookId}, ${tenantId}`.execute(trx);
+    if (options.enqueue === false) return;
     for (let i = 0; i < ids.length; i += 5000) {
       await enqueueDeliveries(
         trx,

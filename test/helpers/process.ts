@@ -1,8 +1,8 @@
 /**
  * The service as a real child process (`node --import tsx src/main.ts`), for tests that kill,
- * signal or run several processes.
+ * signal or run several processes; and other programs run to their end (`runFile`).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess, type ExecFileOptions } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +55,30 @@ export function spawnService(env: Record<string, string>): ServiceProcess {
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
   return { child, output: () => out, stdout: () => stdout, listening, exited };
+}
+
+export interface RunResult {
+  /** The exit status; 1 when the program could not be run, was killed or timed out. */
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `file` with `args` to its end and resolves with its exit status and output (never rejects). */
+export function runFile(file: string, args: string[], options: ExecFileOptions): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(file, args, { ...options, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** SIGTERM, and wait for the process to exit (nothing to do if it already has). */
+export async function stopService(proc: ServiceProcess): Promise<void> {
+  if (proc.child.exitCode !== null) return;
+  proc.child.kill('SIGTERM');
+  await proc.exited;
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */

@@ -3,12 +3,11 @@
  * (the one retry is scheduled far away), and the service stays healthy.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RESPONSE_BODY_CAP } from '../../src/delivery/http-client.js';
-import { attemptRows, deliveryRow, queueDelivery, type AttemptRow } from '../helpers/fixtures.js';
-import { REPO_ROOT, waitFor } from '../helpers/process.js';
+import { attemptRows, queueDelivery, waitForDeliveryStatus, type AttemptRow } from '../helpers/fixtures.js';
+import { freePort, REPO_ROOT, waitFor } from '../helpers/process.js';
 import { receiverPool } from '../helpers/receiver.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
@@ -32,11 +31,10 @@ afterAll(async () => {
 /** Queues a delivery to `url` and waits for its one attempt; checks it is a failed attempt with a retry scheduled. */
 async function oneFailedAttempt(url: string, options: { timeoutMs?: number } = {}): Promise<AttemptRow> {
   const queued = await queueDelivery(db(), { url, timeoutMs: options.timeoutMs });
-  const row = await waitFor(
-    async () => {
-      const current = await deliveryRow(db(), queued.deliveryId);
-      return current?.status === 'failed' ? current : undefined;
-    },
+  const row = await waitForDeliveryStatus(
+    db(),
+    queued.deliveryId,
+    ['failed'],
     20_000,
     'the first attempt to fail',
   );
@@ -154,11 +152,7 @@ describe('successes that misbehave a little', () => {
     const bytes = 50 * 1024 * 1024;
     const r = await receiver({ behaviour: { kind: 'huge-body', status: 200, bytes } });
     const queued = await queueDelivery(db(), { url: r.url });
-    await waitFor(
-      async () => ((await deliveryRow(db(), queued.deliveryId))?.status === 'succeeded' ? true : undefined),
-      20_000,
-      'success',
-    );
+    await waitForDeliveryStatus(db(), queued.deliveryId, ['succeeded'], 20_000, 'success');
     const [attempt] = await attemptRows(db(), queued.deliveryId);
     expect(attempt).toMatchObject({ status_code: 200, error: null });
     expect(attempt!.response_body).toHaveLength(RESPONSE_BODY_CAP);
@@ -166,14 +160,3 @@ describe('successes that misbehave a little', () => {
     expect(r.hugeBodies[0]!.closedEarly).toBe(true);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}

@@ -3,8 +3,7 @@
  * loopback address is never connected to, and the delivery goes to the DLQ at once.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { attemptRows, deliveryRow, dlqRows, queueDelivery } from '../helpers/fixtures.js';
-import { waitFor } from '../helpers/process.js';
+import { attemptRows, dlqRows, queueDelivery, waitForDeliveryStatus } from '../helpers/fixtures.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
@@ -23,11 +22,7 @@ afterAll(async () => {
 });
 
 async function deadLetter(deliveryId: string) {
-  await waitFor(
-    async () => ((await deliveryRow(db(), deliveryId))?.status === 'dead' ? true : undefined),
-    10_000,
-    'the delivery to be dead-lettered',
-  );
+  await waitForDeliveryStatus(db(), deliveryId, ['dead'], 10_000, 'the delivery to be dead-lettered');
   return dlqRows(db(), deliveryId);
 }
 

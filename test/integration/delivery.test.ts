@@ -7,7 +7,7 @@ import ipaddr from 'ipaddr.js';
 import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, type Db } from '../../src/db/database.js';
+import { createDatabase } from '../../src/db/database.js';
 import { resumePausedDeliveries } from '../../src/webhooks/webhook-state.js';
 import { createDeliveryEngine } from '../../src/delivery/deliver-batch.js';
 import { USER_AGENT } from '../../src/delivery/delivery-request.js';
@@ -23,6 +23,7 @@ import {
   generateSecret,
   jobsOf,
   queueDelivery,
+  waitForDeliveryStatus,
 } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/process.js';
 import { receiverPool } from '../helpers/receiver.js';
@@ -43,16 +44,6 @@ afterAll(async () => {
   await svc?.stop();
 });
 
-const finalStatus = (deliveryId: string, statuses: string[]) =>
-  waitFor(
-    async () => {
-      const row = await deliveryRow(db(), deliveryId);
-      return row && statuses.includes(row.status) ? row : undefined;
-    },
-    15_000,
-    `delivery ${deliveryId} to reach ${statuses.join('/')}`,
-  );
-
 describe('what a receiver gets', () => {
   it('a generated whsec_ secret: body and headers as the contract says, verified by standardwebhooks', async () => {
     const r = await receiver();
@@ -61,7 +52,7 @@ describe('what a receiver gets', () => {
       type: 'invoice.paid',
       payload: { invoice: 'inv_1', amount: 1250, nested: { ok: true } },
     });
-    await finalStatus(queued.deliveryId, ['succeeded']);
+    await waitForDeliveryStatus(db(), queued.deliveryId, ['succeeded']);
     expect(r.requests).toHaveLength(1);
     const request = r.requests[0]!;
     expect(request.method).toBe('POST');
@@ -99,7 +90,7 @@ describe('what a receiver gets', () => {
     const r = await receiver();
     const secret = 'plain-secret-given-by-the-user';
     const queued = await queueDelivery(db(), { url: r.url, secret });
-    await finalStatus(queued.deliveryId, ['succeeded']);
+    await waitForDeliveryStatus(db(), queued.deliveryId, ['succeeded']);
     const request = r.requests[0]!;
     const expected = createHmac('sha256', Buffer.from(secret, 'utf8'))
       .update(`${request.headers['webhook-id']}.${request.headers['webhook-timestamp']}.${request.body}`)
@@ -117,7 +108,7 @@ describe('what a receiver gets', () => {
       previousSecret: previous,
       previousSecretExpiresAt: new Date(Date.now() + 3600_000),
     });
-    await finalStatus(queued.deliveryId, ['succeeded']);
+    await waitForDeliveryStatus(db(), queued.deliveryId, ['succeeded']);
     const request = r.requests[0]!;
     expect((request.headers['webhook-signature'] as string).split(' ')).toHaveLength(2);
     const headers = request.headers as Record<string, string>;
@@ -143,7 +134,7 @@ describe('the payload as sent', () => {
     });
     expect(posted.status).toBe(202);
     const [deliveryId] = posted.body.delivery_ids as string[];
-    const row = await finalStatus(deliveryId!, ['succeeded']);
+    const row = await waitForDeliveryStatus(db(), deliveryId!, ['succeeded']);
     expect(row.attempt_count).toBe(2);
     expect(r.requests.map((q) => q.body.slice(q.body.indexOf('"data":') + 7, -1))).toEqual([sent, sent]);
     const shown = await svc.call('GET', `/events/${posted.body.event_id as string}`, { token });
@@ -158,7 +149,7 @@ describe('retries and the DLQ', () => {
         index < 2 ? { kind: 'status', status: 500, body: 'boom' } : { kind: 'status', status: 200 },
     });
     const queued = await queueDelivery(db(), { url: r.url });
-    const row = await finalStatus(queued.deliveryId, ['succeeded']);
+    const row = await waitForDeliveryStatus(db(), queued.deliveryId, ['succeeded']);
     expect(row.attempt_count).toBe(3);
     expect(r.requests).toHaveLength(3);
     expect(new Set(r.requests.map((q) => q.headers['webhook-id']))).toEqual(new Set([queued.deliveryId]));
@@ -183,7 +174,7 @@ describe('retries and the DLQ', () => {
   it('a receiver that always fails ends in the DLQ with attempts = 1 + retries and the last error', async () => {
     const r = await receiver({ behaviour: { kind: 'status', status: 503, body: 'down' } });
     const queued = await queueDelivery(db(), { url: r.url });
-    const row = await finalStatus(queued.deliveryId, ['dead']);
+    const row = await waitForDeliveryStatus(db(), queued.deliveryId, ['dead']);
     expect(row).toMatchObject({
       attempt_count: 3,
       last_error: 'HTTP 503: Service Unavailable',
@@ -210,7 +201,7 @@ describe('retries and the DLQ', () => {
 
   it('a URL no request can be made to (edited by hand) is dead-lettered at once', async () => {
     const queued = await queueDelivery(db(), { url: 'ftp://example.com/hook' });
-    await finalStatus(queued.deliveryId, ['dead']);
+    await waitForDeliveryStatus(db(), queued.deliveryId, ['dead']);
     expect(await dlqRows(db(), queued.deliveryId)).toMatchObject([
       { attempts: 1, last_error: 'unsupported URL scheme ftp:' },
     ]);
@@ -224,7 +215,7 @@ describe('retries and the DLQ', () => {
           : { kind: 'status', status: 200 },
     });
     const queued = await queueDelivery(db(), { url: r.url });
-    await finalStatus(queued.deliveryId, ['succeeded']);
+    await waitForDeliveryStatus(db(), queued.deliveryId, ['succeeded']);
     const gap = r.requests[1]!.at - r.requests[0]!.at;
     console.log(`gap after 429 with Retry-After: 1 → ${gap} ms`);
     expect(gap).toBeGreaterThanOrEqual(1000);
@@ -242,7 +233,7 @@ describe('410 Gone', () => {
         gone ? { kind: 'status', status: 410, body: 'gone' } : { kind: 'status', status: 200 },
     });
     const first = await queueDelivery(db(), { url: r.url });
-    await finalStatus(first.deliveryId, ['paused']);
+    await waitForDeliveryStatus(db(), first.deliveryId, ['paused']);
     const { rows } = await sql<{
       enabled: boolean;
       disabled_reason: string | null;
@@ -268,7 +259,7 @@ describe('410 Gone', () => {
       webhookId: first.webhookId,
       eventId: event.id,
     });
-    await finalStatus(second, ['paused']);
+    await waitForDeliveryStatus(db(), second, ['paused']);
     expect(r.requests).toHaveLength(1);
     expect((await deliveryRow(db(), second))!.attempt_count).toBe(0);
 
@@ -281,8 +272,8 @@ describe('410 Gone', () => {
         );
         expect(await resumePausedDeliveries(trx, first.webhookId)).toBe(2);
       });
-    expect((await finalStatus(first.deliveryId, ['succeeded'])).attempt_count).toBe(2);
-    expect((await finalStatus(second, ['succeeded'])).attempt_count).toBe(1);
+    expect((await waitForDeliveryStatus(db(), first.deliveryId, ['succeeded'])).attempt_count).toBe(2);
+    expect((await waitForDeliveryStatus(db(), second, ['succeeded'])).attempt_count).toBe(1);
     expect(r.requests).toHaveLength(3);
   });
 });
@@ -412,7 +403,7 @@ describe('a delivery restarted while an attempt is in flight', () => {
     const resent = await svc.call('POST', `/deliveries/${queued.deliveryId}/retry`, { token });
     expect(resent.status).toBe(202);
     // The new series' attempt 1 arrives once attempt 2 has ended and given its lease back.
-    const done = await finalStatus(queued.deliveryId, ['succeeded']);
+    const done = await waitForDeliveryStatus(db(), queued.deliveryId, ['succeeded']);
     expect(done.attempt_count).toBe(1);
     expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([
       queued.deliveryId,
@@ -469,7 +460,7 @@ describe('ingestion in a delivering process', () => {
       expect(queued.filter((jobs) => jobs.length > 0).length).toBeGreaterThanOrEqual(2);
       expect(other.service.worker!.engine.inFlight()).toBe(3);
 
-      for (const id of [deliveryId!, ...moreIds]) await finalStatusIn(db, id, ['succeeded']);
+      for (const id of [deliveryId!, ...moreIds]) await waitForDeliveryStatus(db, id, ['succeeded']);
       expect(new Set(r.requests.map((q) => q.headers['webhook-id']))).toEqual(
         new Set([deliveryId, ...moreIds]),
       );
@@ -478,14 +469,3 @@ describe('ingestion in a delivering process', () => {
     }
   });
 });
-
-function finalStatusIn(db: Db, deliveryId: string, statuses: string[]) {
-  return waitFor(
-    async () => {
-      const row = await deliveryRow(db, deliveryId);
-      return row && statuses.includes(row.status) ? row : undefined;
-    },
-    15_000,
-    `delivery ${deliveryId} to reach ${statuses.join('/')}`,
-  );
-}

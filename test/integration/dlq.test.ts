@@ -6,7 +6,7 @@
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueDeliveries } from '../../src/delivery/enqueue.js';
-import { deliveryRow, jobsOf } from '../helpers/fixtures.js';
+import { deliveryRow, jobsOf, waitForDeliveryStatus } from '../helpers/fixtures.js';
 import { seedDeadLetters, setQuota } from '../helpers/dead-letters.js';
 import { waitFor } from '../helpers/process.js';
 import { receiverPool } from '../helpers/receiver.js';
@@ -45,16 +45,6 @@ async function sendEvent(token: string, payload: Record<string, unknown> = {}): 
   return res.body.delivery_ids[0];
 }
 
-const statusOf = (deliveryId: string, statuses: string[]) =>
-  waitFor(
-    async () => {
-      const row = await deliveryRow(db(), deliveryId);
-      return row && statuses.includes(row.status) ? row : undefined;
-    },
-    15_000,
-    `delivery ${deliveryId} to reach ${statuses.join('/')}`,
-  );
-
 async function metricValue(name: string, labels = ''): Promise<number> {
   const text = await (await fetch(`${svc.url}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
@@ -66,7 +56,7 @@ describe('a dead delivery, retried', () => {
     const r = await receiver({ behaviour: { kind: 'status', status: 503, body: 'down' } });
     const webhookId = await createWebhook(alice, r.url);
     const deliveryId = await sendEvent(alice, { order: 1 });
-    await statusOf(deliveryId, ['dead']);
+    await waitForDeliveryStatus(db(), deliveryId, ['dead']);
     expect(r.requests).toHaveLength(3);
 
     const list = await svc.call('GET', '/dlq', { token: alice });
@@ -95,7 +85,7 @@ describe('a dead delivery, retried', () => {
     // The entry left the DLQ in the same transaction that queued the new series.
     expect((await svc.call('GET', '/dlq', { token: alice })).body.total).toBe(0);
 
-    await statusOf(deliveryId, ['succeeded']);
+    await waitForDeliveryStatus(db(), deliveryId, ['succeeded']);
     expect(r.requests).toHaveLength(4);
     expect(new Set(r.requests.map((q) => q.headers['webhook-id']))).toEqual(new Set([deliveryId]));
     const detail = await svc.call('GET', `/deliveries/${deliveryId}`, { token: alice });
@@ -129,7 +119,7 @@ describe('a dead delivery, retried', () => {
       [1, 2, 3].map(() => svc.call('POST', `/dlq/${id}/retry`, { token: alice })),
     );
     expect(answers.map((a) => a.status).sort()).toEqual([202, 404, 404]);
-    await statusOf(id, ['succeeded']);
+    await waitForDeliveryStatus(db(), id, ['succeeded']);
     await waitFor(async () => ((await jobsOf(db(), id)).length === 0 ? true : undefined));
     expect(r.requests.filter((q) => q.headers['webhook-id'] === id)).toHaveLength(1);
   });
@@ -351,7 +341,7 @@ describe('POST /deliveries/:id/retry', () => {
     const r = await receiver();
     await createWebhook(hank, r.url);
     const id = await sendEvent(hank, { resend: 1 });
-    await statusOf(id, ['succeeded']);
+    await waitForDeliveryStatus(db(), id, ['succeeded']);
     const res = await svc.call('POST', `/deliveries/${id}/retry`, {
       token: hank,
       headers: { 'x-request-id': 'resend-1' },
@@ -359,7 +349,7 @@ describe('POST /deliveries/:id/retry', () => {
     expect(res.status).toBe(202);
     expect(res.body).toEqual({ delivery_id: id, status: 'pending', previous_status: 'succeeded' });
     await waitFor(() => (r.requests.length === 2 ? true : undefined));
-    await statusOf(id, ['succeeded']);
+    await waitForDeliveryStatus(db(), id, ['succeeded']);
     expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([id, id]);
     expect(JSON.parse(r.requests[1]!.body)).toEqual(JSON.parse(r.requests[0]!.body));
     const audit = await svc.call('GET', `/audit-log?action=delivery.resent&object_id=${id}`, { token: hank });
@@ -412,7 +402,7 @@ describe('POST /deliveries/:id/retry', () => {
     const res = await svc.call('POST', `/deliveries/${id}/retry`, { token: ivan });
     expect(res.status).toBe(202);
     expect(res.body.previous_status).toBe('failed');
-    await statusOf(id, ['succeeded']);
+    await waitForDeliveryStatus(db(), id, ['succeeded']);
     // The old series' hour-away job is still queued; brought forward, it finds its attempt no
     // longer due and sends nothing.
     const stale = (await jobsOf(db(), id)).filter((job) => job.payload.attempt === 2);
@@ -435,7 +425,7 @@ describe('POST /deliveries/:id/retry', () => {
     expect(res.status).toBe(202);
     expect(res.body.previous_status).toBe('dead');
     expect((await svc.call('GET', `/dlq?webhook_id=${webhookId}`, { token: alice })).body.total).toBe(0);
-    await statusOf(id, ['succeeded']);
+    await waitForDeliveryStatus(db(), id, ['succeeded']);
     expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([id]);
   });
 });
@@ -454,10 +444,10 @@ describe('a full DLQ (max_dlq_size)', () => {
     const before = await metricValue('webhook_dlq_full_total');
 
     const first = await sendEvent(frank);
-    await statusOf(first, ['dead']);
+    await waitForDeliveryStatus(db(), first, ['dead']);
     expect((await svc.call('GET', `/webhooks/${webhookId}`, { token: frank })).body.enabled).toBe(true);
     const second = await sendEvent(frank);
-    await statusOf(second, ['dead']);
+    await waitForDeliveryStatus(db(), second, ['dead']);
 
     const webhook = (await svc.call('GET', `/webhooks/${webhookId}`, { token: frank })).body;
     expect(webhook).toMatchObject({ enabled: false, disabled_reason: 'dead-letter queue full' });
@@ -480,7 +470,7 @@ describe('a full DLQ (max_dlq_size)', () => {
       token: frank,
       body: { type: 'healthy.ping', payload: {} },
     });
-    await statusOf(ok.body.delivery_ids[0], ['succeeded']);
+    await waitForDeliveryStatus(db(), ok.body.delivery_ids[0], ['succeeded']);
     expect(healthyWebhook.body.enabled).toBe(true);
 
     // Re-enabled with the DLQ still full: two more failures at once. Each is either recorded in
@@ -488,7 +478,7 @@ describe('a full DLQ (max_dlq_size)', () => {
     await svc.call('PATCH', `/webhooks/${webhookId}`, { token: frank, body: { enabled: true } });
     // Both accepted before either can die (a disabled webhook gets no new deliveries).
     const more = await Promise.all([sendEvent(frank), sendEvent(frank)]);
-    const ends = await Promise.all(more.map((id) => statusOf(id, ['dead', 'paused'])));
+    const ends = await Promise.all(more.map((id) => waitForDeliveryStatus(db(), id, ['dead', 'paused'])));
     expect(ends.some((row) => row.status === 'dead')).toBe(true);
     const { rows } = await sql<{ status: string; n: number; in_dlq: number }>`
       select d.status, count(*)::int as n, count(q.delivery_id)::int as in_dlq

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { ajv } from '../../src/http/validation.js';
 import { listAnswerSchema } from '../../src/http/common-schemas.js';
 import { AppError } from '../../src/errors.js';
 import {
@@ -13,6 +12,7 @@ import { MAX_JOB_DELIVERIES } from '../../src/delivery/enqueue.js';
 import { createIngestionService } from '../../src/events/ingestion-service.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
+import { expectSchema } from '../helpers/schema.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -28,12 +28,6 @@ afterAll(async () => {
 });
 
 const db = () => svc.service.database.db;
-
-function expectSchema(schema: object, body: unknown) {
-  const validate = ajv.compile(schema);
-  if (!validate(body))
-    throw new Error(`answer does not match its schema: ${ajv.errorsText(validate.errors)}`);
-}
 
 async function createWebhook(token: string, body: Record<string, unknown>): Promise<string> {
   const res = await svc.call('POST', '/webhooks', { token, body: { url: 'http://127.0.0.1:9/h', ...body } });

@@ -5,14 +5,9 @@
  */
 import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import {
-  BULK_PRIORITY,
-  enqueueDeliveries,
-  FAIR_RANK_CAP,
-  MAX_JOB_DELIVERIES,
-} from '../../src/delivery/enqueue.js';
-import { ensureTenant } from '../../src/tenancy/tenant-repository.js';
+import { BULK_PRIORITY, FAIR_RANK_CAP, MAX_JOB_DELIVERIES } from '../../src/delivery/enqueue.js';
 import { withTestDatabase } from '../helpers/database.js';
+import { createTenant, createWebhook, queueMany } from '../helpers/fixtures.js';
 
 let ctx: Awaited<ReturnType<typeof withTestDatabase>>;
 beforeAll(async () => {
@@ -22,26 +17,12 @@ afterAll(async () => {
   await ctx?.cleanup();
 });
 
+/** `count` deliveries of one event to a new webhook of `tenant`, each with its job. */
 async function queue(tenant: string, count: number): Promise<string[]> {
   const db = ctx.handle.db;
-  await ensureTenant(db, tenant);
-  const webhook = crypto.randomUUID();
-  const event = crypto.randomUUID();
-  await sql`insert into webhooks (id, tenant_id, url, event_types, secret)
-            values (${webhook}, ${tenant}, 'http://127.0.0.1:9/', '{*}', 'x')`.execute(db);
-  await sql`insert into events (id, tenant_id, type, payload) values (${event}, ${tenant}, 't', '{}')`.execute(
-    db,
-  );
-  const ids = Array.from({ length: count }, () => crypto.randomUUID());
-  await db.transaction().execute(async (trx) => {
-    await sql`insert into deliveries (id, event_id, webhook_id, tenant_id)
-              select unnest(${ids}::uuid[]), ${event}, ${webhook}, ${tenant}`.execute(trx);
-    await enqueueDeliveries(
-      trx,
-      ids.map((id) => ({ deliveryId: id, attempt: 1, tenantId: tenant })),
-    );
-  });
-  return ids;
+  await createTenant(db, tenant);
+  const webhook = await createWebhook(db, { tenantId: tenant, url: 'http://127.0.0.1:9/' });
+  return queueMany(db, tenant, webhook.id, count);
 }
 
 /** Delivery ids in the order graphile-worker would take them (jobs in order, each job's batch in order). */

@@ -6,11 +6,10 @@
  * webhook URL's query. LOG_LEVEL decides which lines appear.
  */
 import { randomBytes } from 'node:crypto';
-import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../src/http/auth.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { spawnService, waitFor, type ServiceProcess } from '../helpers/process.js';
+import { freePort, spawnService, stopService, waitFor, type ServiceProcess } from '../helpers/process.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 
 const JWT_SECRET = `logs-test-${randomBytes(12).toString('hex')}`;
@@ -20,14 +19,6 @@ type LogLine = Record<string, unknown>;
 interface Running {
   process: ServiceProcess;
   base: string;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /**
@@ -60,9 +51,7 @@ async function start(database: TestDatabase, env: Record<string, string>): Promi
 }
 
 async function stop(running: Running | undefined): Promise<void> {
-  if (!running || running.process.child.exitCode !== null) return;
-  running.process.child.kill('SIGTERM');
-  await running.process.exited;
+  if (running) await stopService(running.process);
 }
 
 /** Every line of output; each must be a JSON object. */

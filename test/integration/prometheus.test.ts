@@ -12,7 +12,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
-import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +19,7 @@ import { parseConfig } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startService, type Service } from '../../src/service.js';
 import { queueDelivery } from '../helpers/fixtures.js';
-import { REPO_ROOT, waitFor } from '../helpers/process.js';
+import { freePort, REPO_ROOT, waitFor } from '../helpers/process.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { startTestService, TEST_JWT_SECRET, type TestService } from '../helpers/service.js';
 
@@ -53,14 +52,6 @@ async function dashboardQueries(): Promise<PanelQuery[]> {
     }
   }
   return queries;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 interface QueryResult {

@@ -2,6 +2,7 @@ import { type Database, createDatabase, type DatabaseHandle } from '../../src/db
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { concurrentDeliveries } from '../../src/tenancy/concurrency-cap.js';
+import { createWebhook, queueMany } from '../helpers/fixtures.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -143,17 +144,9 @@ describe('delivery leases (max_concurrent_deliveries)', () => {
   async function seedDeliveries(tenant: string, count: number): Promise<string[]> {
     const db = svc.service.database.db;
     await svc.call('GET', `/quotas/${tenant}`, { token: await svc.token(tenant) });
-    const webhook = crypto.randomUUID();
-    const event = crypto.randomUUID();
-    await sql`insert into webhooks (id, tenant_id, url, event_types, secret)
-              values (${webhook}, ${tenant}, 'http://127.0.0.1:9/', '{*}', 'whsec_dGVzdA==')`.execute(db);
-    await sql`insert into events (id, tenant_id, type, payload) values (${event}, ${tenant}, 't', '{}')`.execute(
-      db,
-    );
-    const ids = Array.from({ length: count }, () => crypto.randomUUID());
-    await sql`insert into deliveries (id, event_id, webhook_id, tenant_id)
-              select unnest(${ids}::uuid[]), ${event}, ${webhook}, ${tenant}`.execute(db);
-    return ids;
+    const webhook = await createWebhook(db, { tenantId: tenant, url: 'http://127.0.0.1:9/' });
+    // The rows alone: the leases are taken by hand here, not by a worker.
+    return queueMany(db, tenant, webhook.id, count, { enqueue: false });
   }
 
   it('two pools racing for 40 leases of a tenant limited to 5 get exactly 5', async () => {

@@ -6,9 +6,7 @@
  * sql/runbook/retention.sql counts exactly what the sweep then deletes. The service runs the
  * sweep in worker-role processes only, and not at all with RETENTION_DAYS=0.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
@@ -17,7 +15,8 @@ import { enqueueDeliveries } from '../../src/delivery/enqueue.js';
 import { removeExpiredRows, type RetentionRun } from '../../src/retention/retention-sweep.js';
 import { withTestDatabase } from '../helpers/database.js';
 import { createTenant, createWebhook } from '../helpers/fixtures.js';
-import { REPO_ROOT, waitFor } from '../helpers/process.js';
+import { waitFor } from '../helpers/process.js';
+import { runbookPsql } from '../helpers/runbook.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 interface SeededDelivery {
@@ -129,24 +128,16 @@ async function attemptsOf(db: Kysely<Database>, deliveryId: string): Promise<num
 }
 
 /** sql/runbook/retention.sql through the real psql, as the runbook says to run it: its first table. */
-function runbookCounts(url: string, retention: string): Promise<Record<string, number>> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      'psql',
-      [url, '-X', '-v', `retention=${retention}`, '-f', path.join(REPO_ROOT, 'sql/runbook/retention.sql')],
-      { env: { ...process.env, PAGER: '' }, timeout: 60_000 },
-      (err, stdout, stderr) => {
-        if (err) return reject(new Error(`psql failed: ${stderr}\n${stdout}`));
-        const counts: Record<string, number> = {};
-        for (const match of stdout.matchAll(
-          /^\s*(events|deliveries|delivery_attempts|idempotency_keys)\s+\|\s+(\d+)\s*$/gm,
-        )) {
-          counts[match[1]!] = Number(match[2]);
-        }
-        resolve(counts);
-      },
-    );
-  });
+async function runbookCounts(url: string, retention: string): Promise<Record<string, number>> {
+  const { code, stdout, stderr } = await runbookPsql(url, 'retention.sql', { retention });
+  if (code !== 0) throw new Error(`psql failed: ${stderr}\n${stdout}`);
+  const counts: Record<string, number> = {};
+  for (const match of stdout.matchAll(
+    /^\s*(events|deliveries|delivery_attempts|idempotency_keys)\s+\|\s+(\d+)\s*$/gm,
+  )) {
+    counts[match[1]!] = Number(match[2]);
+  }
+  return counts;
 }
 
 let ctx: Awaited<ReturnType<typeof withTestDatabase>>;

@@ -15,20 +15,15 @@
  * all either runs (exit 0, no ERROR) or, when it requires some, prints its one usage line alone,
  * on stdout, with exit status 0, before any SQL.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { REPO_ROOT, waitFor } from '../helpers/process.js';
+import { REPO_ROOT, runFile, waitFor, type RunResult } from '../helpers/process.js';
+import { PSQL_ENV, RUNBOOK_DIR, runbookFiles } from '../helpers/runbook.js';
 
 const RUNBOOK = path.join(REPO_ROOT, 'docs/runbook.md');
-const RUNBOOK_DIR = path.join(REPO_ROOT, 'sql/runbook');
-const runbookFiles = fs
-  .readdirSync(RUNBOOK_DIR)
-  .filter((name) => name.endsWith('.sql'))
-  .sort();
 
 interface Snippet {
   /** 1-based line of docs/runbook.md where the snippet starts. */
@@ -135,21 +130,8 @@ function documentedCommands(markdown: string): { commands: DocumentedCommand[]; 
   return { commands, problems };
 }
 
-interface PsqlResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-const ENV = { ...process.env, PGCONNECT_TIMEOUT: '10', PAGER: '' };
-
-function run(file: string, args: string[], env: NodeJS.ProcessEnv = ENV): Promise<PsqlResult> {
-  return new Promise((resolve) => {
-    execFile(file, args, { cwd: REPO_ROOT, env, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
+function run(file: string, args: string[], env: NodeJS.ProcessEnv = PSQL_ENV): Promise<RunResult> {
+  return runFile(file, args, { cwd: REPO_ROOT, env, timeout: 60_000 });
 }
 
 /** The variables a file reads: each is tested with `\if :{?name}` (to default it, or to require it). */
@@ -263,7 +245,7 @@ describe('docs/runbook.md command lines', () => {
       // script it names (see above), so that npm's own output stays out of the way.
       const prefix = command.form === 'psql' ? 'psql "$DATABASE_URL" -X' : 'node scripts/psql.mjs';
       const line = `${prefix} -v ON_ERROR_STOP=1${options} -f sql/runbook/${command.file}`;
-      const result = await run('sh', ['-c', line], { ...ENV, DATABASE_URL: database.url });
+      const result = await run('sh', ['-c', line], { ...PSQL_ENV, DATABASE_URL: database.url });
       const report = `${line}\nexit ${result.code}\n${result.stderr}\n${result.stdout}`;
       expect(result.code, report).toBe(0);
       expect(result.stderr, report).not.toMatch(/ERROR/);

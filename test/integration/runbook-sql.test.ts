@@ -12,42 +12,13 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDeliverPayload } from '../../src/delivery/enqueue.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { REPO_ROOT, waitFor } from '../helpers/process.js';
+import { waitFor } from '../helpers/process.js';
+import { RUNBOOK_DIR, runbookFiles, runbookPsql } from '../helpers/runbook.js';
 import { startTestService, type TestService } from '../helpers/service.js';
-
-const RUNBOOK_DIR = path.join(REPO_ROOT, 'sql/runbook');
-const runbookFiles = fs
-  .readdirSync(RUNBOOK_DIR)
-  .filter((name) => name.endsWith('.sql'))
-  .sort();
-
-interface PsqlResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `psql <url> -X -v k=v … -f sql/runbook/<file>`, as the file's own header says to run it. */
-function psql(url: string, file: string, variables: Record<string, string> = {}): Promise<PsqlResult> {
-  const args = [url, '-X'];
-  for (const [name, value] of Object.entries(variables)) args.push('-v', `${name}=${value}`);
-  args.push('-f', path.join(RUNBOOK_DIR, file));
-  return new Promise((resolve) => {
-    execFile(
-      'psql',
-      args,
-      { env: { ...process.env, PGCONNECT_TIMEOUT: '10', PAGER: '' }, timeout: 60_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 const ran = new Set<string>();
 async function runOk(url: string, file: string, variables: Record<string, string> = {}): Promise<string> {
-  const result = await psql(url, file, variables);
+  const result = await runbookPsql(url, file, variables);
   ran.add(file);
   if (result.code !== 0 || /\bERROR\b/.test(result.stderr)) {
     throw new Error(`${file} exited ${result.code}:\n${result.stderr}\n${result.stdout}`);
@@ -414,7 +385,7 @@ describe('sql/runbook', () => {
   });
 
   it('terminate-backend.sql without a pid stops with its usage and ends nothing', async () => {
-    const result = await psql(database.url, 'terminate-backend.sql');
+    const result = await runbookPsql(database.url, 'terminate-backend.sql');
     // The usage line alone, exit status 0, no SQL run (so no error either).
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('');
@@ -490,7 +461,7 @@ describe('sql/runbook', () => {
       { tenant_id: 'acme' },
     ];
     for (const variables of incomplete) {
-      const result = await psql(database.url, 'raise-tenant-quota.sql', variables);
+      const result = await runbookPsql(database.url, 'raise-tenant-quota.sql', variables);
       expect(result, JSON.stringify(variables)).toEqual({ code: 0, stdout: usage, stderr: '' });
     }
     // A wrong value: an error, and nothing changed.
@@ -499,10 +470,10 @@ describe('sql/runbook', () => {
       { tenant_id: 'acme', max_events_per_sec: 'lots' },
     ];
     for (const variables of refused) {
-      const result = await psql(database.url, 'raise-tenant-quota.sql', variables);
+      const result = await runbookPsql(database.url, 'raise-tenant-quota.sql', variables);
       expect(result.code, JSON.stringify(variables)).not.toBe(0);
     }
-    const unknown = await psql(database.url, 'raise-tenant-quota.sql', refused[0]!);
+    const unknown = await runbookPsql(database.url, 'raise-tenant-quota.sql', refused[0]!);
     expect(unknown.stderr).toContain('No tenant no-such-tenant: check the spelling');
     expect(unknown.stderr).not.toContain('division by zero');
     const quota = await client.query(`select max_events_per_sec from quotas where tenant_id = 'acme'`);

@@ -6,35 +6,25 @@
  * NODE_ENV=production against an empty PostgreSQL database — which must answer 200 on /health.
  * Needs the npm registry (or a warm npm cache) for the install.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { builtinModules } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { withAdmin } from '../helpers/database.js';
 import { withDatabase } from '../helpers/urls.js';
-import { REPO_ROOT } from '../helpers/process.js';
+import { REPO_ROOT, runFile, type RunResult } from '../helpers/process.js';
 
 const JWT_SECRET = 'runtime-image-test-secret-0123456789';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(file: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      file,
-      args,
-      { ...options, maxBuffer: 64 * 1024 * 1024, timeout: 300_000 },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
+function run(
+  file: string,
+  args: string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv },
+): Promise<RunResult> {
+  return runFile(file, args, { ...options, maxBuffer: 64 * 1024 * 1024, timeout: 300_000 });
 }
 
 /** The environment of a container: no npm_* variables or test settings leaking in from the runner. */
@@ -59,16 +49,6 @@ let workDir: string;
 let databaseName: string;
 let databaseUrl: string;
 let installSeconds = 0;
-
-async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: inject('adminDatabaseUrl') });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 beforeAll(async () => {
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hookrelay-runtime-'));

@@ -9,7 +9,7 @@ import { createDatabase } from '../../src/db/database.js';
 import { signToken } from '../../src/http/auth.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { createTenant, createWebhook, queueMany } from '../helpers/fixtures.js';
-import { spawnService, waitFor, type ServiceProcess } from '../helpers/process.js';
+import { spawnService, stopService, waitFor } from '../helpers/process.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { startTestService, TEST_JWT_SECRET, type TestService } from '../helpers/service.js';
 
@@ -104,7 +104,7 @@ describe('events per second', () => {
         JWT_SECRET: TEST_JWT_SECRET,
       }),
     );
-    for (const proc of procs) cleanups.push(() => stop(proc));
+    for (const proc of procs) cleanups.push(() => stopService(proc));
     const ports = await Promise.all(procs.map((p) => p.listening));
     const token = await signToken(TEST_JWT_SECRET, { tenantId: 'spread' });
     // Make the tenant first, so both processes start from the same empty window.
@@ -130,12 +130,6 @@ describe('events per second', () => {
     if (seconds < 0.9) expect(accepted).toBeLessThanOrEqual(110);
   }, 120_000);
 });
-
-async function stop(proc: ServiceProcess): Promise<void> {
-  if (proc.child.exitCode !== null) return;
-  proc.child.kill('SIGTERM');
-  await proc.exited;
-}
 
 describe('concurrent deliveries', () => {
   it('a receiver never holds more than the tenant limit at once, with two worker processes', async () => {
@@ -163,7 +157,7 @@ describe('concurrent deliveries', () => {
         LOG_LEVEL: 'warn',
       }),
     );
-    for (const proc of workers) cleanups.push(() => stop(proc));
+    for (const proc of workers) cleanups.push(() => stopService(proc));
     await waitFor(
       () => (new Set(receiver.requests.map((r) => r.headers['webhook-id'])).size >= 200 ? true : undefined),
       60_000,
@@ -175,7 +169,7 @@ describe('concurrent deliveries', () => {
     expect(receiver.maxInFlight()).toBeLessThanOrEqual(5);
     expect(receiver.maxInFlight()).toBeGreaterThanOrEqual(2);
     expect(receiver.requests).toHaveLength(200);
-    await Promise.all(workers.map(stop));
+    await Promise.all(workers.map(stopService));
     const leases = await sql<{ n: number }>`select count(*)::int as n from delivery_leases`.execute(
       handle.db,
     );

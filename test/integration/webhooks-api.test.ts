@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { ajv } from '../../src/http/validation.js';
 import { listAnswerSchema } from '../../src/http/common-schemas.js';
 import {
   webhookSecretSchema,
@@ -8,6 +7,7 @@ import {
   webhookWithSecretSchema,
 } from '../../src/webhooks/webhook-schemas.js';
 import { jobsOf } from '../helpers/fixtures.js';
+import { expectSchema } from '../helpers/schema.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -22,12 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await svc?.stop();
 });
-
-function expectSchema(schema: object, body: unknown) {
-  const validate = ajv.compile(schema);
-  if (!validate(body))
-    throw new Error(`answer does not match its schema: ${ajv.errorsText(validate.errors)}`);
-}
 
 const db = () => svc.service.database.db;
 

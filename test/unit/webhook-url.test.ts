@@ -1,39 +1,10 @@
 import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
 import { webhookUrlProblem } from '../../src/webhooks/webhook-url.js';
+import { BLOCKED_HOSTS } from '../helpers/ssrf-addresses.js';
 
 const none: [] = [];
 const loopbackAllowed = [ipaddr.parseCIDR('127.0.0.1/32')] as const;
-
-/** Every spelling of a blocked destination the registration check must refuse. */
-const BLOCKED_HOSTS = [
-  '127.0.0.1',
-  '2130706433',
-  '0x7f.1',
-  '017700000001',
-  '127.1',
-  '127.0.0.1.',
-  '[::1]',
-  '[::ffff:7f00:1]',
-  '[::ffff:127.0.0.1]',
-  '10.0.0.1',
-  '172.16.0.1',
-  '192.168.1.1',
-  '169.254.169.254',
-  '100.64.0.1',
-  '224.0.0.1',
-  '0.0.0.0',
-  '0',
-  '[::]',
-  '[fd00::1]',
-  '[fe80::1]',
-  '[64:ff9b::7f00:1]',
-  '[2002:7f00:1::]',
-  '240.0.0.1',
-  '255.255.255.255',
-  'localhost',
-  'api.localhost',
-];
 
 describe('webhook URL check', () => {
   it.each(BLOCKED_HOSTS)('refuses http://%s/', (host) => {
