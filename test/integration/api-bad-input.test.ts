@@ -281,4 +281,18 @@ describe('transport-level refusals', () => {
     const repeated = await svc.call('GET', '/events?limit=1&limit=2', { token });
     expect(repeated.body.error.details).toEqual([{ field: '/limit', message: 'is repeated; give it once' }]);
   });
+
+  it('a number no integer can hold (1e999) is a 400 on every list route, never a 500', async () => {
+    const admin = await svc.token('ops', { admin: true });
+    for (const list of ['/webhooks', '/events', '/dlq', '/audit-log']) {
+      for (const query of ['limit=1e999', 'offset=1e999', 'limit=-1e999']) {
+        const res = await svc.call('GET', `${list}?${query}`, { token: admin });
+        expectError(res, 400, 'invalid_request');
+        expect(res.body.error.details[0].field, `${list}?${query}`).toBe(`/${query.split('=')[0]}`);
+      }
+    }
+    // In a body it would parse to Infinity and be stored as null: refused instead.
+    const body = await svc.call('POST', '/events', { token, body: '{"type":"n.big","payload":{"n":1e999}}' });
+    expectError(body, 400, 'invalid_request');
+  });
 });
