@@ -11,6 +11,7 @@ import { answerUnparsableRequest } from './http/error-middleware.js';
 import { createDatabase, type DatabaseHandle } from './db/database.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrate } from './db/migrate.js';
+import { writeServiceSettings } from './db/service-settings.js';
 import { startDeliveryWorker, type DeliveryWorker } from './delivery/worker.js';
 import { startAutoDisableSweep } from './webhooks/auto-disable-sweep.js';
 import { startRetentionSweep } from './retention/retention-sweep.js';
@@ -67,6 +68,7 @@ export async function startService(
     cleanups.push(() => database.close());
     const applied = await migrate(database.pool);
     if (applied.length > 0) logger.info('migrations applied', { migrations: applied });
+    await writeServiceSettings(database.db, { max_payload_bytes: String(config.maxPayloadBytes) });
 
     const jwtSecret = await loadJwtSecret(config);
 

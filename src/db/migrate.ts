@@ -1,6 +1,6 @@
 /**
- * Applies the numbered SQL files in migrations/ in order, each exactly once, then installs
- * graphile-worker's own schema. An advisory lock makes two processes that start at once take
+ * Installs graphile-worker's own schema, then applies the numbered SQL files in migrations/ in
+ * order, each exactly once. An advisory lock makes two processes that start at once take
  * turns: the second finds everything applied and does nothing.
  */
 import fs from 'node:fs/promises';
@@ -44,6 +44,9 @@ export async function migrate(pool: pg.Pool, options: { dir?: string } = {}): Pr
         name        text not null,
         applied_at  timestamptz not null default now()
       )`);
+    // graphile-worker's schema first: our functions build its job_spec type
+    // (deliver_job_spec, migration 011). It serialises its own migrations with a lock of its own.
+    await runWorkerMigrations({ pgPool: pool });
     const done = new Set(
       (await client.query<{ version: number }>('select version from schema_migrations')).rows.map(
         (r) => r.version,
@@ -65,8 +68,6 @@ export async function migrate(pool: pg.Pool, options: { dir?: string } = {}): Pr
       }
       applied.push(file.name);
     }
-    // graphile-worker serialises its own migrations with a lock of its own.
-    await runWorkerMigrations({ pgPool: pool });
   } finally {
     await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => undefined);
     client.release();

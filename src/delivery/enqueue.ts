@@ -12,6 +12,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Database } from '../db/database.js';
 
+/** The task of every delivery job (deliver_job_spec() in migration 011 names it too). */
 export const DELIVER_TASK = 'deliver';
 
 /** Most deliveries one job names. */
@@ -44,10 +45,10 @@ export interface DeliveryJob {
 /**
  * The graphile-worker flag every job of a tenant carries. A worker process that must not take
  * a tenant's jobs for now (the tenant is at its concurrency cap) names the flag in
- * `forbiddenFlags`, and its job fetches pass those jobs by.
+ * `forbiddenFlags`, and its job fetches pass those jobs by. deliver_job_spec() (migration 011)
+ * writes it into each job; this is the same `t:<tenant>`.
  */
-const TENANT_FLAG_PREFIX = 't:';
-export const tenantFlag = (tenantId: string): string => TENANT_FLAG_PREFIX + tenantId;
+export const tenantFlag = (tenantId: string): string => `t:${tenantId}`;
 
 /**
  * Fairness between tenants. graphile-worker takes due jobs in (priority, run_at) order, so a
@@ -105,15 +106,12 @@ export function deliveryJobCtes(source: string): RawBuilder<unknown> {
       -- Only when there is a job to add: add_jobs always sends a NOTIFY (which serialises commits).
       select graphile_worker.add_jobs(specs)
         from (select array(
-                select row(
-                         ${DELIVER_TASK},
-                         json_build_object(
-                           'tenant_id', g.tenant_id,
-                           'deliveries', json_agg(json_strip_nulls(json_build_object(
-                             'id', g.delivery_id, 'attempt', g.attempt, 'traceparent', g.traceparent))
-                             order by g.ord)),
-                         null, max(g.run_at), 25, null, g.job_priority, array[${TENANT_FLAG_PREFIX}::text || g.tenant_id]
-                       )::graphile_worker.job_spec
+                select deliver_job_spec(
+                         g.tenant_id,
+                         json_agg(json_strip_nulls(json_build_object(
+                           'id', g.delivery_id, 'attempt', g.attempt, 'traceparent', g.traceparent))
+                           order by g.ord),
+                         max(g.run_at), g.job_priority::int)
                   from job_ranked g
                  group by g.tenant_id, g.run_bucket, g.priority, g.chunk, g.job_priority
                  order by min(g.ord)) as specs) s

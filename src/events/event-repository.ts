@@ -89,6 +89,7 @@ export async function storeEventBatch(
              e.traceparent, (row_number() over (order by e.ord, w.created_at, w.id))::int as ord
         from input e
         join webhooks w on w.tenant_id = e.tenant_id and w.enabled and w.event_types && e.filters
+                       and (w.filter is null or filter_matches(w.filter, e.type, now(), e.payload))
     ),
     new_deliveries as (
       insert into deliveries (id, event_id, webhook_id, tenant_id)

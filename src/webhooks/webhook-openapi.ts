@@ -11,6 +11,8 @@ import {
   webhookSecretSchema,
   webhookViewSchema,
   webhookWithSecretSchema,
+  filterTestSchema,
+  filterTestAnswerSchema,
 } from './webhook-schemas.js';
 
 export const webhookOperations: Operation[] = [
@@ -75,6 +77,17 @@ export const webhookOperations: Operation[] = [
     body: rotateSecretSchema,
     bodyOptional: true,
     responses: { 200: { description: 'The webhook with its new secret.', schema: webhookWithSecretSchema } },
+    errors: [400, 403, 404, 413, 415],
+  },
+  {
+    method: 'post',
+    path: '/webhooks/{id}/filter-test',
+    summary: 'Would this event be delivered to this webhook?',
+    description:
+      'The body is an event as a receiver gets it, {"type", "timestamp"?, "data"}; the answer says whether its type is one of event_types and whether the filter matches it (evaluated by PostgreSQL, as at delivery). Changes nothing.',
+    query: tenantQuerySchema,
+    body: filterTestSchema,
+    responses: { 200: { description: 'Whether it matches.', schema: filterTestAnswerSchema } },
     errors: [400, 403, 404, 413, 415],
   },
   {

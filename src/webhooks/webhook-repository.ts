@@ -16,6 +16,7 @@ export interface NewWebhook {
   eventTypes: string[];
   secret: string;
   description: string | null;
+  filter: string | null;
   timeoutMs: number | null;
   enabled: boolean;
   disabledReason: string | null;
@@ -31,6 +32,7 @@ export async function insertWebhook(db: Kysely<Database>, webhook: NewWebhook): 
       event_types: webhook.eventTypes,
       secret: webhook.secret,
       description: webhook.description,
+      filter: webhook.filter,
       timeout_ms: webhook.timeoutMs,
       enabled: webhook.enabled,
       disabled_reason: webhook.disabledReason,

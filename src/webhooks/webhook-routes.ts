@@ -18,12 +18,15 @@ import {
   type ListWebhooksQuery,
   type RotateSecretBody,
   type UpdateWebhookBody,
+  filterTestSchema,
+  type FilterTestBody,
 } from './webhook-schemas.js';
 import { tenantQuerySchema, type TenantQuery } from '../http/common-schemas.js';
 import { createWebhookService } from './webhook-service.js';
 import { recoverWebhook } from './webhook-recovery.js';
 
 const validateCreate = bodyValidator<CreateWebhookBody>(createWebhookSchema);
+const validateFilterTest = bodyValidator<FilterTestBody>(filterTestSchema);
 const validateUpdate = bodyValidator<UpdateWebhookBody>(updateWebhookSchema, {
   '/secret': 'cannot be changed with PATCH; use POST /webhooks/:id/rotate-secret',
 });
@@ -76,6 +79,12 @@ export function webhookRoutes(deps: RouteDeps): Router {
   });
 
   // Recovery (sending failed and dead deliveries again) lives with the DLQ.
+  router.post('/webhooks/:id/filter-test', async (ctx) => {
+    const id = webhookId(ctx);
+    const { tenant_id } = validateTenantQuery(queryOf(ctx));
+    ctx.body = await service.testFilter(callerOf(ctx), id, validateFilterTest(ctx.request.body), tenant_id);
+  });
+
   router.post('/webhooks/:id/recover', async (ctx) => {
     const id = webhookId(ctx);
     ctx.body = await recoverWebhook(deps, callerOf(ctx), id, validateRecover(ctx.request.body));

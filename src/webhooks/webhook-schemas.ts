@@ -39,6 +39,15 @@ const secret = {
     'Kept as given. A `whsec_` secret must be followed by base64 (its decoded bytes are the HMAC key); any other string is used as UTF-8 bytes.',
 } as const;
 const description = { type: 'string', maxLength: 1024, nullable: true } as const;
+export const MAX_FILTER_LENGTH = 2000;
+const filter = {
+  type: 'string',
+  minLength: 1,
+  maxLength: MAX_FILTER_LENGTH,
+  nullable: true,
+  description:
+    'A SQL/JSON path predicate over the body a receiver gets, {"type", "timestamp", "data"}, e.g. `$.data.amount > 100 && $.data.region == "eu"`: only matching events are delivered. Checked by PostgreSQL (a bad one is a 400 naming filter); one that errors on an event does not match it. null: no filter.',
+} as const;
 const timeoutMs = {
   type: 'integer',
   minimum: 1,
@@ -53,6 +62,7 @@ export interface CreateWebhookBody {
   secret?: string;
   tenant_id?: string;
   description?: string | null;
+  filter?: string | null;
   timeout_ms?: number | null;
   enabled?: boolean;
 }
@@ -67,6 +77,7 @@ export const createWebhookSchema = {
     secret,
     tenant_id: tenantId,
     description,
+    filter,
     timeout_ms: timeoutMs,
     enabled: { type: 'boolean' },
   },
@@ -76,6 +87,7 @@ export interface UpdateWebhookBody {
   url?: string;
   event_types?: string[];
   description?: string | null;
+  filter?: string | null;
   timeout_ms?: number | null;
   enabled?: boolean;
   tenant_id?: string;
@@ -89,6 +101,7 @@ export const updateWebhookSchema = {
     url,
     event_types: eventTypes,
     description,
+    filter,
     timeout_ms: timeoutMs,
     enabled: { type: 'boolean', description: 'false pauses deliveries; true resumes them.' },
     tenant_id: { ...tenantId, description: 'Only checked: a tenant token naming another tenant gets 403.' },
@@ -133,6 +146,7 @@ export const webhookViewSchema = {
     'url',
     'event_types',
     'description',
+    'filter',
     'timeout_ms',
     'enabled',
     'disabled_reason',
@@ -148,6 +162,7 @@ export const webhookViewSchema = {
     url: { type: 'string' },
     event_types: { type: 'array', items: { type: 'string' } },
     description: { type: 'string', nullable: true },
+    filter: { type: 'string', nullable: true },
     timeout_ms: { type: 'integer', nullable: true },
     enabled: { type: 'boolean' },
     disabled_reason: { type: 'string', nullable: true },
@@ -192,5 +207,35 @@ export const recoverSchema = {
     },
     until: { ...timestamp, description: 'Only deliveries created before this time.' },
     tenant_id: { ...tenantId, description: 'Only checked: a tenant token naming another tenant gets 403.' },
+  },
+} as const;
+
+/** POST /webhooks/:id/filter-test: a body as a receiver would get it. */
+export interface FilterTestBody {
+  type: string;
+  timestamp?: string;
+  data: Record<string, unknown>;
+}
+
+export const filterTestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'data'],
+  properties: {
+    type: { type: 'string', pattern: EVENT_TYPE_PATTERN },
+    timestamp: { ...timestamp, description: 'Default: now.' },
+    data: { type: 'object', description: 'The event payload.' },
+  },
+} as const;
+
+export const filterTestAnswerSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['matches', 'filter_matches', 'event_type_matches', 'filter'],
+  properties: {
+    matches: { type: 'boolean', description: 'Such an event would be delivered to this webhook.' },
+    filter_matches: { type: 'boolean', description: 'The filter lets it through (no filter: true).' },
+    event_type_matches: { type: 'boolean', description: 'Its type is one of event_types.' },
+    filter: { type: 'string', nullable: true },
   },
 } as const;

@@ -13,6 +13,7 @@ import { notFound } from '../errors.js';
 import { ensureTenant } from '../tenancy/tenant-repository.js';
 import type {
   CreateWebhookBody,
+  FilterTestBody,
   ListWebhooksQuery,
   RotateSecretBody,
   UpdateWebhookBody,
@@ -28,6 +29,7 @@ import {
 } from './webhook-repository.js';
 import type { WebhookTable } from './webhook.table.js';
 import { disableWebhook, disabledByReason, enableWebhook } from './webhook-state.js';
+import { assertFilter, testFilter, type FilterTestAnswer } from './webhook-filter.js';
 import { assertWebhookUrl } from './webhook-url.js';
 
 /** A webhook as the API shows it: never the previous secret, the secret only where asked for. */
@@ -37,6 +39,7 @@ export interface WebhookView {
   url: string;
   event_types: string[];
   description: string | null;
+  filter: string | null;
   timeout_ms: number | null;
   enabled: boolean;
   disabled_reason: string | null;
@@ -63,6 +66,7 @@ export function toWebhookView(row: WebhookRow, options: { withSecret?: boolean }
     url: row.url,
     event_types: row.event_types,
     description: row.description,
+    filter: row.filter,
     timeout_ms: row.timeout_ms,
     enabled: row.enabled,
     disabled_reason: row.disabled_reason,
@@ -82,6 +86,7 @@ function auditedFields(row: WebhookRow): Record<string, unknown> {
     url: row.url,
     event_types: row.event_types,
     description: row.description,
+    filter: row.filter,
     timeout_ms: row.timeout_ms,
     enabled: row.enabled,
   };
@@ -104,6 +109,7 @@ export interface WebhookService {
   list(caller: Caller, query: ListWebhooksQuery): Promise<ListAnswer<WebhookView>>;
   get(caller: Caller, id: string, tenantId?: string): Promise<WebhookView>;
   getSecret(caller: Caller, id: string, tenantId?: string): Promise<{ secret: string }>;
+  testFilter(caller: Caller, id: string, body: FilterTestBody, tenantId?: string): Promise<FilterTestAnswer>;
   update(caller: Caller, id: string, body: UpdateWebhookBody): Promise<WebhookView>;
   remove(caller: Caller, id: string, tenantId?: string): Promise<void>;
   rotateSecret(caller: Caller, id: string, body: RotateSecretBody): Promise<WebhookView>;
@@ -128,6 +134,7 @@ export function createWebhookService(deps: {
     async create(caller, body) {
       const tenantId = actingTenant(caller.principal, body.tenant_id);
       assertWebhookUrl(body.url, config.ssrfAllowlist);
+      if (body.filter) await assertFilter(db, body.filter);
       await ensureTenant(db, tenantId);
       const enabled = body.enabled ?? true;
       return db.transaction().execute(async (trx) => {
@@ -138,6 +145,7 @@ export function createWebhookService(deps: {
           eventTypes: body.event_types,
           secret: body.secret ?? generateSecret(),
           description: body.description ?? null,
+          filter: body.filter ?? null,
           timeoutMs: body.timeout_ms ?? null,
           enabled,
           disabledReason: enabled ? null : disabledByReason(actorOf(caller.principal)),
@@ -167,6 +175,12 @@ export function createWebhookService(deps: {
       return toWebhookView(row);
     },
 
+    async testFilter(caller, id, body, tenantId) {
+      const row = await findWebhook(db, id, objectScope(caller.principal, tenantId));
+      if (!row) throw notFound('Webhook');
+      return testFilter(db, row, body);
+    },
+
     async getSecret(caller, id, tenantId) {
       const row = await findWebhook(db, id, objectScope(caller.principal, tenantId));
       if (!row) throw notFound('Webhook');
@@ -176,6 +190,7 @@ export function createWebhookService(deps: {
     async update(caller, id, body) {
       const scope = objectScope(caller.principal, body.tenant_id);
       if (body.url !== undefined) assertWebhookUrl(body.url, config.ssrfAllowlist);
+      if (body.filter) await assertFilter(db, body.filter);
       return db.transaction().execute(async (trx) => {
         const before = await findWebhook(trx, id, scope, { lock: 'no key update' });
         if (!before) throw notFound('Webhook');
@@ -183,6 +198,7 @@ export function createWebhookService(deps: {
         if (body.url !== undefined) changes.url = body.url;
         if (body.event_types !== undefined) changes.event_types = body.event_types;
         if (body.description !== undefined) changes.description = body.description;
+        if (body.filter !== undefined) changes.filter = body.filter;
         if (body.timeout_ms !== undefined) changes.timeout_ms = body.timeout_ms;
         let after = await updateWebhook(trx, id, changes);
         let resumed = 0;

@@ -13,6 +13,8 @@ export interface WebhookTable {
   /** The secret before the last rotation; it also signs until `previous_secret_expires_at`. */
   previous_secret: string | null;
   previous_secret_expires_at: Date | null;
+  /** SQL/JSON path predicate over the body a receiver gets; null: no filter. */
+  filter: string | null;
   /** Per-attempt timeout; null = DELIVERY_TIMEOUT_MS. */
   timeout_ms: number | null;
   enabled: Generated<boolean>;

@@ -41,6 +41,7 @@ function bodyFor(method: string, template: string): unknown {
   if (template === '/events') return { type: 'auth.battery', payload: {} };
   if (template === '/webhooks/{id}') return { enabled: false };
   if (template === '/webhooks/{id}/recover') return { since: '2020-01-01T00:00:00Z' };
+  if (template === '/webhooks/{id}/filter-test') return { type: 'auth.battery', data: {} };
   if (template === '/quotas/{tenant_id}') return { max_events_per_sec: 1 };
   return {};
 }

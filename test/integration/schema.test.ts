@@ -22,6 +22,7 @@ const columns: { [T in keyof Database]: ColumnsOf<Database[T]> } = {
     tenant_id: true,
     url: true,
     description: true,
+    filter: true,
     event_types: true,
     secret: true,
     previous_secret: true,
@@ -84,6 +85,7 @@ const columns: { [T in keyof Database]: ColumnsOf<Database[T]> } = {
   worker_heartbeats: { worker_id: true, hostname: true, pid: true, started_at: true, last_seen_at: true },
   event_rate_windows: { tenant_id: true, slot_numbers: true, slot_counts: true, updated_at: true },
   delivery_leases: { delivery_id: true, tenant_id: true, worker_id: true, acquired_at: true },
+  service_settings: { name: true, value: true, updated_at: true },
 };
 
 let ctx: Awaited<ReturnType<typeof withTestDatabase>>;
