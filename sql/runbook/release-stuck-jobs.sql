@@ -69,12 +69,8 @@ with released as (
     and d.status in ('pending', 'failed')
 ), added as (
   select * from graphile_worker.add_jobs(array(
-    select row(
-             'deliver',
-             json_build_object('tenant_id', tenant_id,
-                               'deliveries', json_agg(json_build_object('id', id, 'attempt', attempt) order by id)),
-             null, now(), 25, null, 0, array['t:' || tenant_id]
-           )::graphile_worker.job_spec
+    select deliver_job_spec(tenant_id, json_agg(json_build_object('id', id, 'attempt', attempt) order by id),
+                            now(), 0)
     from due
     group by tenant_id, chunk
   ))
