@@ -15,10 +15,14 @@ import { writeServiceSettings } from './db/service-settings.js';
 import { startDeliveryWorker, type DeliveryWorker } from './delivery/worker.js';
 import { startAutoDisableSweep } from './webhooks/auto-disable-sweep.js';
 import { startRetentionSweep } from './retention/retention-sweep.js';
+import { startFifoSweep } from './delivery/fifo.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { startMetricsServer } from './observability/metrics-server.js';
 import { startQueueGauges, type QueueGauges } from './observability/queue-gauges.js';
+
+/** How often a delivering process looks for FIFO webhooks' next deliveries that nothing carries. */
+const FIFO_SWEEP_MS = 5000;
 
 export interface Service {
   /** Base URL of the API, when this process serves it. */
@@ -108,6 +112,10 @@ export async function startService(
         everyMs: config.webhookAutoDisableSweepMs,
       });
       cleanups.push(() => sweep.stop());
+    }
+    if (config.role !== 'api') {
+      const fifo = startFifoSweep({ db: database.db, logger, everyMs: FIFO_SWEEP_MS });
+      cleanups.push(() => fifo.stop());
     }
     if (config.role !== 'api' && config.retentionDays > 0) {
       const retention = startRetentionSweep({

@@ -7,7 +7,9 @@
 -- its job together, and a lease's holder (or the stale-worker sweep) queues the delivery
 -- again, so this should be empty: rows here are a bug to report. Send a failed one again with
 -- POST /deliveries/:id/retry (audited), not by inserting jobs by hand; that endpoint refuses a
--- pending one (409, as queued), so report those with their ids.
+-- pending one (409, as queued), so report those with their ids. A delivery of a FIFO webhook
+-- (ordering 'fifo') waiting behind an earlier one of its webhook has no job by design: the
+-- earlier one's end queues it. It is not listed; its webhook's first waiting delivery is.
 -- Run: psql "$DATABASE_URL" -X -f sql/runbook/orphaned-deliveries.sql
 --      optional: -v older_than='5 minutes'   (ignore deliveries changed more recently)
 \set ON_ERROR_STOP on
@@ -44,5 +46,8 @@ where d.status in ('pending', 'failed')
   and d.updated_at < now() - :'older_than'::interval
   and not exists (select 1 from delivery_leases l where l.delivery_id = d.id)
   and not exists (select 1 from named n where n.delivery_id = d.id and n.attempt = d.attempt_count + 1)
+  and not exists (select 1 from deliveries p
+                  where p.webhook_id = d.webhook_id and p.fifo_seq < d.fifo_seq
+                    and p.fifo_seq is not null and p.status in ('pending', 'failed', 'paused'))
 order by d.updated_at
 limit 100;

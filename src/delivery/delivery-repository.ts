@@ -82,6 +82,12 @@ export async function loadBatch(
        where d.id = any (array(select id from requested))
          and d.attempt_count = r.attempt - 1
          and (d.status = 'pending' or (d.status = 'failed' and d.next_attempt_at <= now()))
+         -- A FIFO webhook's delivery waits while one before it waits; the one whose end is
+         -- recorded queues the next (recordAttempts), so it is dropped from this job.
+         and (d.fifo_seq is null or not exists (
+               select 1 from deliveries p
+                where p.webhook_id = d.webhook_id and p.fifo_seq < d.fifo_seq
+                  and p.fifo_seq is not null and p.status in ('pending', 'failed', 'paused')))
     ), webhook as materialized (
       select w.* from webhooks w where w.id = any (array(select webhook_id from due))
     ), sendable as materialized (
@@ -230,6 +236,18 @@ export async function recordAttempts(
              f.response_headers
         from f join recorded on recorded.id = f.delivery_id
     ), health as (${webhookHealthUpdate(healthRows)}
+    ), fifo_next as materialized (
+      -- A FIFO delivery that ended (succeeded, dead) lets the next of its webhook go.
+      -- (Its own event's trace context is in its first job only: this job carries none.)
+      select distinct on (n.webhook_id) n.id, n.attempt_count + 1 as attempt, n.tenant_id,
+             n.next_attempt_at, null::text as traceparent, f.ord
+        from f
+        join deliveries d on d.id = f.delivery_id and d.fifo_seq is not null
+        join recorded on recorded.id = f.delivery_id
+        join deliveries n on n.webhook_id = d.webhook_id and n.fifo_seq > d.fifo_seq
+                         and n.fifo_seq is not null and n.status in ('pending', 'failed')
+       where f.status in ('succeeded', 'dead')
+       order by n.webhook_id, n.fifo_seq
     ), retries as materialized (
       select f.delivery_id, f.attempt_number + 1 as attempt, f.tenant_id, null::int as priority,
              f.next_attempt_at as run_at, f.traceparent, f.ord
@@ -241,6 +259,8 @@ export async function recordAttempts(
       select d.id, d.attempt_count + 1, d.tenant_id, null::int, d.next_attempt_at, f.traceparent, f.ord
         from f join deliveries d on d.id = f.delivery_id
        where f.delivery_id not in (select id from recorded) and d.status in ('pending', 'failed')
+      union all
+      select id, attempt, tenant_id, null::int, next_attempt_at, traceparent, ord from fifo_next
     ), ${deliveryJobCtes('retries')}
     select id from recorded where (select count(*) from added_jobs) >= 0
   `.execute(db);

@@ -17,6 +17,8 @@ export interface DeliveryTable {
   created_at: Generated<Date>;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
   succeeded_at: Date | null;
+  /** Place in its FIFO webhook's order (migration 020); null for unordered webhooks. */
+  fifo_seq: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** attempt: one outbound request made for a delivery. */

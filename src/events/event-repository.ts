@@ -86,19 +86,30 @@ export async function storeEventBatch(
     ),
     matched as materialized (
       select gen_random_uuid() as delivery_id, e.id as event_id, w.id as webhook_id, e.tenant_id,
-             e.traceparent, (row_number() over (order by e.ord, w.created_at, w.id))::int as ord
+             e.traceparent, (row_number() over (order by e.ord, w.created_at, w.id))::int as ord,
+             w.ordering = 'fifo' as fifo, row_number() over (partition by w.id order by e.ord) as fifo_rank
         from input e
         join webhooks w on w.tenant_id = e.tenant_id and w.enabled and w.event_types && e.filters
                        and (w.filter is null or filter_matches(w.filter, e.type, now(), e.payload))
     ),
+    fifo_numbers as (
+      -- FIFO webhooks' next numbers; their rows stay locked until commit, so numbers follow
+      -- commit order (migration 020).
+      update webhooks w set fifo_next = w.fifo_next + c.n
+        from (select webhook_id, count(*) as n from matched where fifo group by webhook_id) c
+       where w.id = c.webhook_id
+      returning w.id, w.fifo_next - c.n as base
+    ),
     new_deliveries as (
-      insert into deliveries (id, event_id, webhook_id, tenant_id)
-      select delivery_id, event_id, webhook_id, tenant_id from matched
+      insert into deliveries (id, event_id, webhook_id, tenant_id, fifo_seq)
+      select m.delivery_id, m.event_id, m.webhook_id, m.tenant_id, n.base + m.fifo_rank
+        from matched m left join fifo_numbers n on n.id = m.webhook_id
     ),
     leases as materialized (
+      -- A FIFO webhook's delivery waits for those before it: it goes through a job.
       select delivery_id from take_delivery_leases(${lease?.owner ?? ''},
-               array(select delivery_id from matched order by ord limit ${lease?.limit ?? 0}),
-               array(select tenant_id from matched order by ord limit ${lease?.limit ?? 0}))
+               array(select delivery_id from matched where not fifo order by ord limit ${lease?.limit ?? 0}),
+               array(select tenant_id from matched where not fifo order by ord limit ${lease?.limit ?? 0}))
        where taken
     ),
     src as (

@@ -5,7 +5,7 @@
 import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { Database } from '../db/database.js';
 import { pageWithTotal } from '../db/page.js';
-import type { WebhookTable } from './webhook.table.js';
+import type { WebhookOrdering, WebhookTable } from './webhook.table.js';
 
 export type WebhookRow = Selectable<WebhookTable>;
 
@@ -17,6 +17,7 @@ export interface NewWebhook {
   secret: string;
   description: string | null;
   filter: string | null;
+  ordering: WebhookOrdering;
   timeoutMs: number | null;
   enabled: boolean;
   disabledReason: string | null;
@@ -33,6 +34,7 @@ export async function insertWebhook(db: Kysely<Database>, webhook: NewWebhook): 
       secret: webhook.secret,
       description: webhook.description,
       filter: webhook.filter,
+      ordering: webhook.ordering,
       timeout_ms: webhook.timeoutMs,
       enabled: webhook.enabled,
       disabled_reason: webhook.disabledReason,

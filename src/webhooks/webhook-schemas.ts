@@ -48,6 +48,12 @@ const filter = {
   description:
     'A SQL/JSON path predicate over the body a receiver gets, {"type", "timestamp", "data"}, e.g. `$.data.amount > 100 && $.data.region == "eu"`: only matching events are delivered. Checked by PostgreSQL (a bad one is a 400 naming filter); one that errors on an event does not match it. null: no filter.',
 } as const;
+const ordering = {
+  type: 'string',
+  enum: ['none', 'fifo'],
+  description:
+    'none (default): deliveries in parallel. fifo: one at a time, in event order; the next is sent once the one before has succeeded or been dead-lettered (throughput ≈ 1 / attempt time). Applies to events accepted after it is set.',
+} as const;
 const timeoutMs = {
   type: 'integer',
   minimum: 1,
@@ -63,6 +69,7 @@ export interface CreateWebhookBody {
   tenant_id?: string;
   description?: string | null;
   filter?: string | null;
+  ordering?: 'none' | 'fifo';
   timeout_ms?: number | null;
   enabled?: boolean;
 }
@@ -78,6 +85,7 @@ export const createWebhookSchema = {
     tenant_id: tenantId,
     description,
     filter,
+    ordering,
     timeout_ms: timeoutMs,
     enabled: { type: 'boolean' },
   },
@@ -88,6 +96,7 @@ export interface UpdateWebhookBody {
   event_types?: string[];
   description?: string | null;
   filter?: string | null;
+  ordering?: 'none' | 'fifo';
   timeout_ms?: number | null;
   enabled?: boolean;
   tenant_id?: string;
@@ -102,6 +111,7 @@ export const updateWebhookSchema = {
     event_types: eventTypes,
     description,
     filter,
+    ordering,
     timeout_ms: timeoutMs,
     enabled: { type: 'boolean', description: 'false pauses deliveries; true resumes them.' },
     tenant_id: { ...tenantId, description: 'Only checked: a tenant token naming another tenant gets 403.' },
@@ -147,6 +157,7 @@ export const webhookViewSchema = {
     'event_types',
     'description',
     'filter',
+    'ordering',
     'timeout_ms',
     'enabled',
     'disabled_reason',
@@ -163,6 +174,7 @@ export const webhookViewSchema = {
     event_types: { type: 'array', items: { type: 'string' } },
     description: { type: 'string', nullable: true },
     filter: { type: 'string', nullable: true },
+    ordering: { type: 'string', enum: ['none', 'fifo'] },
     timeout_ms: { type: 'integer', nullable: true },
     enabled: { type: 'boolean' },
     disabled_reason: { type: 'string', nullable: true },

@@ -27,7 +27,8 @@ import {
   updateWebhook,
   type WebhookRow,
 } from './webhook-repository.js';
-import type { WebhookTable } from './webhook.table.js';
+import type { WebhookOrdering, WebhookTable } from './webhook.table.js';
+import { releaseFifoOrder } from '../delivery/fifo.js';
 import { disableWebhook, disabledByReason, enableWebhook } from './webhook-state.js';
 import { assertFilter, testFilter, type FilterTestAnswer } from './webhook-filter.js';
 import { assertWebhookUrl } from './webhook-url.js';
@@ -40,6 +41,7 @@ export interface WebhookView {
   event_types: string[];
   description: string | null;
   filter: string | null;
+  ordering: WebhookOrdering;
   timeout_ms: number | null;
   enabled: boolean;
   disabled_reason: string | null;
@@ -67,6 +69,7 @@ export function toWebhookView(row: WebhookRow, options: { withSecret?: boolean }
     event_types: row.event_types,
     description: row.description,
     filter: row.filter,
+    ordering: row.ordering,
     timeout_ms: row.timeout_ms,
     enabled: row.enabled,
     disabled_reason: row.disabled_reason,
@@ -87,6 +90,7 @@ function auditedFields(row: WebhookRow): Record<string, unknown> {
     event_types: row.event_types,
     description: row.description,
     filter: row.filter,
+    ordering: row.ordering,
     timeout_ms: row.timeout_ms,
     enabled: row.enabled,
   };
@@ -146,6 +150,7 @@ export function createWebhookService(deps: {
           secret: body.secret ?? generateSecret(),
           description: body.description ?? null,
           filter: body.filter ?? null,
+          ordering: body.ordering ?? 'none',
           timeoutMs: body.timeout_ms ?? null,
           enabled,
           disabledReason: enabled ? null : disabledByReason(actorOf(caller.principal)),
@@ -199,8 +204,11 @@ export function createWebhookService(deps: {
         if (body.event_types !== undefined) changes.event_types = body.event_types;
         if (body.description !== undefined) changes.description = body.description;
         if (body.filter !== undefined) changes.filter = body.filter;
+        if (body.ordering !== undefined) changes.ordering = body.ordering;
         if (body.timeout_ms !== undefined) changes.timeout_ms = body.timeout_ms;
         let after = await updateWebhook(trx, id, changes);
+        // Deliveries held back behind one another go out in parallel from now on.
+        if (before.ordering === 'fifo' && after.ordering === 'none') await releaseFifoOrder(trx, id);
         let resumed = 0;
         if (body.enabled === false && before.enabled) {
           after =

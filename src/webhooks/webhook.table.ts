@@ -1,5 +1,7 @@
 import type { ColumnType, Generated } from 'kysely';
 
+export type WebhookOrdering = 'none' | 'fifo';
+
 /** webhook: a subscription, i.e. a tenant's endpoint URL and the event types it receives. */
 export interface WebhookTable {
   id: string;
@@ -15,6 +17,10 @@ export interface WebhookTable {
   previous_secret_expires_at: Date | null;
   /** SQL/JSON path predicate over the body a receiver gets; null: no filter. */
   filter: string | null;
+  /** `fifo`: one delivery at a time, in event order; `none`: in parallel. */
+  ordering: ColumnType<WebhookOrdering, WebhookOrdering | undefined, WebhookOrdering>;
+  /** The last fifo_seq given to one of its deliveries. */
+  fifo_next: ColumnType<string, never, never>;
   /** Per-attempt timeout; null = DELIVERY_TIMEOUT_MS. */
   timeout_ms: number | null;
   enabled: Generated<boolean>;

@@ -23,6 +23,8 @@ const columns: { [T in keyof Database]: ColumnsOf<Database[T]> } = {
     url: true,
     description: true,
     filter: true,
+    ordering: true,
+    fifo_next: true,
     event_types: true,
     secret: true,
     previous_secret: true,
@@ -50,6 +52,7 @@ const columns: { [T in keyof Database]: ColumnsOf<Database[T]> } = {
     created_at: true,
     updated_at: true,
     succeeded_at: true,
+    fifo_seq: true,
   },
   delivery_attempts: {
     id: true,
