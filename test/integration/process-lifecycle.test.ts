@@ -169,7 +169,7 @@ describe('migrations', () => {
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
     await client.query(
-      'drop schema public cascade; create schema public; drop schema graphile_worker cascade',
+      'drop schema public cascade; create schema public; drop schema graphile_worker cascade; drop schema hookrelay cascade',
     );
     await client.end();
 
