@@ -8,8 +8,10 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../src/http/auth.js';
 import { apiRoutes } from '../chaos/support.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { spawnService, stopService, type ServiceProcess } from '../helpers/process.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { startTokenRevocations } from '../../src/tenancy/token-revocations.js';
+import { createTestDatabase, withTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { freePort, spawnService, stopService, waitFor, type ServiceProcess } from '../helpers/process.js';
 import { TEST_JWT_SECRET, TEST_SECRETS_KEY } from '../helpers/service.js';
 
 const OLD_JWT_SECRET = 'old-jwt-secret-0123456789abcdef';
@@ -153,4 +155,22 @@ describe("revoking a tenant's tokens", () => {
       await stopService(late);
     }
   }, 60_000);
+
+  it('without NOTIFY (its listening connection refused), the re-read every second still applies a revocation', async () => {
+    const { handle, cleanup } = await withTestDatabase();
+    const revocations = await startTokenRevocations({
+      db: handle.db,
+      // Nothing listens there: LISTEN never starts, only the re-read works.
+      databaseUrl: `postgres://nobody@127.0.0.1:${await freePort()}/none`,
+      logger: createLogger('error'),
+    });
+    try {
+      await handle.pool.query(`insert into tenants (id, tokens_valid_after) values ('quiet', now())`);
+      const seen = await waitFor(() => revocations.validAfter('quiet'), 5000, 'the re-read');
+      expect(seen).toBeGreaterThan(Date.now() - 5000);
+    } finally {
+      await revocations.stop();
+      await cleanup();
+    }
+  });
 });
