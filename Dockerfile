@@ -36,4 +36,7 @@ EXPOSE 3000
 # give it `--no-healthcheck` (docker run) or `healthcheck: disable: true` (compose).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "const r=require('http').get({host:'127.0.0.1',port:process.env.PORT||3000,path:'/health',timeout:4000},(s)=>process.exit(s.statusCode===200?0:1));r.on('error',()=>process.exit(1));r.on('timeout',()=>r.destroy())"]
+# Other commands of the image, run with the same environment: node dist/db/migrate-cli.js (the
+# release command), node dist/api/token-cli.js (npm run token) and
+# node dist/webhooks/rotate-secrets-cli.js (npm run secrets:rotate, docs/runbook.md).
 CMD ["node", "dist/main.js"]

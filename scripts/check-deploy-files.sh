@@ -66,7 +66,7 @@ if not release.startswith("node dist/") or not os.path.exists(source):
     problems.append(f"release_command {release!r} must run a compiled script of src/ ({source} not found)")
 if fly.get("env", {}).get("NODE_ENV") != "production":
     problems.append("[env] NODE_ENV must be production")
-for secret in ("DATABASE_URL", "JWT_SECRET"):
+for secret in ("DATABASE_URL", "JWT_SECRET", "JWT_SECRETS", "SECRETS_KEY", "SECRETS_KEYS"):
     if secret in fly.get("env", {}):
         problems.append(f"{secret} belongs in fly secrets, not [env]")
 for problem in problems:

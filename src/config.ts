@@ -1,5 +1,6 @@
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
+import { DEFAULT_KEY_ID, KEY_ID_PATTERN, parseKey, type SecretsKey } from './secrets/secret-box.js';
 
 /**
  * Everything the service reads from its environment, parsed and checked once at start-up.
@@ -12,8 +13,19 @@ export interface Config {
   /** Unset means: start an embedded PostgreSQL under `dataDir`. */
   databaseUrl: string | undefined;
   dataDir: string;
-  /** Unset in development means: generate one and keep it in `dataDir`. */
-  jwtSecret: string | undefined;
+  /**
+   * HS256 keys for API tokens (JWT_SECRETS=new,old, or JWT_SECRET alone): the first signs, any
+   * verifies. Empty in development means: generate one and keep it in `dataDir`.
+   */
+  jwtSecrets: readonly string[];
+  /**
+   * Keys that encrypt webhook secrets at rest (SECRETS_KEYS=<id>:<key>,…, or SECRETS_KEY alone
+   * as id `default`): the first encrypts, all decrypt. Empty in development means: generate one
+   * and keep it in `dataDir`.
+   */
+  secretsKeys: readonly SecretsKey[];
+  /** Webhook URLs must be https:// at registration and update (WEBHOOK_HTTPS_ONLY). */
+  webhookHttpsOnly: boolean;
   logLevel: string;
   role: 'all' | 'api' | 'worker';
   /** Delivery jobs (batches) one process works on at once (NUM_WORKERS). */
@@ -124,19 +136,78 @@ function duration(env: Env, name: string, fallbackMs: number): number {
   return Math.round(value);
 }
 
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(name, `must be true or false, got "${env[name]}"`);
+}
+
+function jwtSecrets(env: Env): string[] {
+  const single = env.JWT_SECRET || undefined;
+  const list = env.JWT_SECRETS?.trim() || undefined;
+  if (single !== undefined && list !== undefined)
+    throw new ConfigError('JWT_SECRETS', 'cannot be set together with JWT_SECRET; set one of them');
+  const name = list !== undefined ? 'JWT_SECRETS' : 'JWT_SECRET';
+  const secrets = list !== undefined ? list.split(',').map((part) => part.trim()) : single ? [single] : [];
+  if (secrets.some((secret) => secret.length < 16)) {
+    throw new ConfigError(
+      name,
+      list !== undefined
+        ? 'must be comma-separated keys of at least 16 characters each'
+        : 'must be at least 16 characters',
+    );
+  }
+  return secrets;
+}
+
+const KEY_HINT = '32 random bytes in base64 (openssl rand -base64 32)';
+
+function secretsKeys(env: Env): SecretsKey[] {
+  const single = env.SECRETS_KEY?.trim() || undefined;
+  const list = env.SECRETS_KEYS?.trim() || undefined;
+  if (single !== undefined && list !== undefined)
+    throw new ConfigError('SECRETS_KEYS', 'cannot be set together with SECRETS_KEY; set one of them');
+  if (single !== undefined) {
+    const key = parseKey(single);
+    // The value itself is never repeated in the message.
+    if (!key) throw new ConfigError('SECRETS_KEY', `must be ${KEY_HINT}`);
+    return [{ id: DEFAULT_KEY_ID, key }];
+  }
+  if (list === undefined) return [];
+  const keys = list.split(',').map((entry) => {
+    const colon = entry.indexOf(':');
+    const id = entry.slice(0, colon).trim();
+    const key = colon > 0 ? parseKey(entry.slice(colon + 1)) : undefined;
+    if (!KEY_ID_PATTERN.test(id) || !key) {
+      throw new ConfigError(
+        'SECRETS_KEYS',
+        `must be comma-separated <id>:<key> entries (id: letters, digits, _ . -, up to 32; key: ${KEY_HINT})`,
+      );
+    }
+    return { id, key };
+  });
+  const ids = keys.map((k) => k.id);
+  const repeated = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (repeated !== undefined) throw new ConfigError('SECRETS_KEYS', `names key id "${repeated}" twice`);
+  return keys;
+}
+
 const LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] as const;
 
 export function parseConfig(env: Env = process.env): Readonly<Config> {
   const nodeEnv = env.NODE_ENV ?? 'development';
   const isProduction = nodeEnv === 'production';
   const databaseUrl = env.DATABASE_URL?.trim() || undefined;
-  const jwtSecret = env.JWT_SECRET || undefined;
   if (isProduction && !databaseUrl)
     throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production');
-  if (isProduction && !jwtSecret) throw new ConfigError('JWT_SECRET', 'is required when NODE_ENV=production');
-  if (jwtSecret !== undefined && jwtSecret.length < 16) {
-    throw new ConfigError('JWT_SECRET', 'must be at least 16 characters');
-  }
+  const jwtKeys = jwtSecrets(env);
+  if (isProduction && jwtKeys.length === 0)
+    throw new ConfigError('JWT_SECRET', 'is required when NODE_ENV=production (or JWT_SECRETS)');
+  const secretKeys = secretsKeys(env);
+  if (isProduction && secretKeys.length === 0)
+    throw new ConfigError('SECRETS_KEY', 'is required when NODE_ENV=production (or SECRETS_KEYS)');
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError('DATABASE_URL', 'must be a postgres:// or postgresql:// connection string');
   }
@@ -147,7 +218,9 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
     port: integer(env, 'PORT', 3000, 0, 65535),
     databaseUrl,
     dataDir: path.resolve(env.DATA_DIR?.trim() || './.data'),
-    jwtSecret,
+    jwtSecrets: Object.freeze(jwtKeys),
+    secretsKeys: Object.freeze(secretKeys),
+    webhookHttpsOnly: boolean(env, 'WEBHOOK_HTTPS_ONLY', isProduction),
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', LOG_LEVELS),
     role: oneOf(env, 'ROLE', 'all', ['all', 'api', 'worker'] as const),
     numWorkers: integer(env, 'NUM_WORKERS', 10, 0, 1000),

@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { createApp } from './api/app.js';
-import { loadJwtSecret } from './http/auth.js';
+import { loadJwtSecrets } from './http/auth.js';
 import { answerUnparsableRequest } from './http/error-middleware.js';
 import { createDatabase, type DatabaseHandle } from './db/database.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.js';
@@ -20,6 +20,10 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { startMetricsServer } from './observability/metrics-server.js';
 import { startQueueGauges, type QueueGauges } from './observability/queue-gauges.js';
+import { loadSecretBox } from './secrets/keyring.js';
+import type { SecretBox } from './secrets/secret-box.js';
+import { startTokenRevocations, type TokenRevocations } from './tenancy/token-revocations.js';
+import { checkSecretsKeys, sealSecrets } from './webhooks/secrets-at-rest.js';
 
 /** How often a delivering process looks for FIFO webhooks' next deliveries that nothing carries. */
 const FIFO_SWEEP_MS = 5000;
@@ -29,7 +33,14 @@ export interface Service {
   url: string | undefined;
   port: number | undefined;
   databaseUrl: string;
+  /** The key new API tokens are signed with (the first of JWT_SECRETS). */
   jwtSecret: string;
+  /** Every key API tokens are verified with. */
+  jwtSecrets: readonly string[];
+  /** The keyring webhook signing secrets are encrypted with. */
+  secrets: SecretBox;
+  /** Each tenant's token revocation time, when this process serves the API. */
+  tokenRevocations: TokenRevocations | undefined;
   logger: Logger;
   metrics: Metrics;
   database: DatabaseHandle;
@@ -74,7 +85,15 @@ export async function startService(
     if (applied.length > 0) logger.info('migrations applied', { migrations: applied });
     await writeServiceSettings(database.db, { max_payload_bytes: String(config.maxPayloadBytes) });
 
-    const jwtSecret = await loadJwtSecret(config);
+    const jwtSecrets = await loadJwtSecrets(config);
+
+    // Signing secrets: refuse a keyring that cannot decrypt what is stored (never sign with
+    // garbage), then encrypt what is still plain text (rows from before migration 012).
+    const secrets = await loadSecretBox(config);
+    await checkSecretsKeys(database.db, secrets);
+    const sealed = await sealSecrets(database.db, secrets);
+    if (sealed > 0)
+      logger.info('webhook secrets encrypted', { webhooks: sealed, key_id: secrets.currentKeyId });
 
     // Observability: the gauges read from the database, and METRICS_PORT's /metrics listener
     // (how a ROLE=worker process, which has no API port, is scraped).
@@ -101,6 +120,7 @@ export async function startService(
         pool: workerDatabase.pool,
         logger,
         metrics,
+        secrets,
       });
       cleanups.push(() => worker!.stop());
     }
@@ -130,14 +150,19 @@ export async function startService(
 
     let url: string | undefined;
     let port: number | undefined;
+    let tokenRevocations: TokenRevocations | undefined;
     if (config.role !== 'worker') {
+      tokenRevocations = await startTokenRevocations({ db: database.db, databaseUrl, logger });
+      cleanups.push(() => tokenRevocations!.stop());
       const app = createApp({
         config,
         db: database.db,
         pool: database.pool,
         logger,
         metrics,
-        jwtSecret,
+        jwtSecrets,
+        secrets,
+        tokenRevocations,
         ...(worker ? { dispatch: worker.engine } : {}),
       });
       const server = http.createServer(app.callback());
@@ -157,7 +182,10 @@ export async function startService(
       url,
       port,
       databaseUrl,
-      jwtSecret,
+      jwtSecret: jwtSecrets[0]!,
+      jwtSecrets,
+      secrets,
+      tokenRevocations,
       logger,
       metrics,
       database,

@@ -24,7 +24,8 @@ export function createApp(deps: AppDeps): Koa {
   const open = healthRoutes(deps);
   app.use(open.routes());
 
-  const auth = authenticate(deps.jwtSecret);
+  const revocations = deps.tokenRevocations;
+  const auth = authenticate(deps.jwtSecrets, revocations ? { tokensValidAfter: revocations.validAfter } : {});
   const authed = new Router();
   authed.use(auth);
   authed.use(jsonBody(deps.config.maxPayloadBytes));

@@ -16,6 +16,9 @@ import type { RouteDeps } from '../http/deps.js';
 import type { Operation } from '../http/operation.js';
 import { quotaOperations } from '../tenancy/quota-openapi.js';
 import { quotaRoutes } from '../tenancy/quota-routes.js';
+import { tenantOperations } from '../tenancy/tenant-openapi.js';
+import { tenantRoutes } from '../tenancy/tenant-routes.js';
+import type { TokenRevocations } from '../tenancy/token-revocations.js';
 import { webhookOperations } from '../webhooks/webhook-openapi.js';
 import { webhookRoutes } from '../webhooks/webhook-routes.js';
 
@@ -23,6 +26,8 @@ import { webhookRoutes } from '../webhooks/webhook-routes.js';
 export interface AppDeps extends RouteDeps {
   /** The delivery engine of this process (ROLE=all), which takes new deliveries directly. */
   dispatch?: DirectDispatch;
+  /** Each tenant's token revocation time, refreshed from the database (checked on every request). */
+  tokenRevocations?: TokenRevocations;
 }
 
 export interface Feature {
@@ -39,4 +44,5 @@ export const features: readonly Feature[] = [
   { name: 'dlq', routes: dlqRoutes, operations: dlqOperations },
   { name: 'quotas', routes: quotaRoutes, operations: quotaOperations },
   { name: 'audit log', routes: auditRoutes, operations: auditOperations },
+  { name: 'tenants', routes: tenantRoutes, operations: tenantOperations },
 ];

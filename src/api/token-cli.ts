@@ -1,13 +1,18 @@
-/** `npm run token -- --tenant ID [--admin] [--expires 1h]`: prints a bearer token. */
+/**
+ * `npm run token -- --tenant ID [--admin] [--expires 1h]`: prints a bearer token. Tokens expire
+ * unless told not to: a leaked one is not valid for ever (and POST /tenants/:id/revoke-tokens
+ * ends it sooner).
+ */
 import { parseArgs } from 'node:util';
 import { ConfigError, parseConfig } from '../config.js';
-import { loadJwtSecret, signToken } from '../http/auth.js';
+import { loadJwtSecrets, signToken } from '../http/auth.js';
 
 const USAGE = `usage: npm run token -- --tenant ID [--admin] [--expires DURATION]
 
   --tenant ID          the token's tenant_id
   --admin              an admin token (may act for any tenant)
-  --expires DURATION   a lifetime such as 30m, 12h, 7d or 2w (default: none)
+  --expires DURATION   a lifetime such as 30m, 12h, 7d or 2w, or "never"
+                       (default: 30d for a tenant token, 24h for an admin token)
   --help               this text
 `;
 
@@ -38,16 +43,18 @@ if (values.help) {
   process.exit(0);
 }
 if (!values.tenant) fail('--tenant is required');
-if (values.expires !== undefined && !DURATION.test(values.expires.trim())) {
-  fail(`--expires must be a positive duration such as 30m, 12h or 7d, got "${values.expires}"`);
+const DEFAULT_EXPIRES = { tenant: '30d', admin: '24h' } as const;
+const expires = values.expires?.trim() ?? DEFAULT_EXPIRES[values.admin ? 'admin' : 'tenant'];
+if (expires !== 'never' && !DURATION.test(expires)) {
+  fail(`--expires must be a positive duration such as 30m, 12h or 7d, or never, got "${values.expires}"`);
 }
 try {
   const config = parseConfig();
-  const secret = await loadJwtSecret(config);
+  const [secret] = await loadJwtSecrets(config);
   const token = await signToken(
-    secret,
+    secret!,
     { tenantId: values.tenant, role: values.admin ? 'admin' : 'tenant' },
-    values.expires ? { expiresIn: values.expires.trim() } : {},
+    expires === 'never' ? {} : { expiresIn: expires },
   );
   process.stdout.write(token + '\n');
 } catch (err) {

@@ -25,6 +25,8 @@ export interface EmbeddedPostgres {
   /** URL of the same server, database `postgres` (for CREATE/DROP DATABASE). */
   adminConnectionString: string;
   port: number;
+  /** The server was already running (left by an earlier process, or a service running now). */
+  adopted: boolean;
   /** Stops the server (fast shutdown: open transactions roll back, nothing committed is lost). */
   stop(): Promise<void>;
 }
@@ -268,7 +270,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
 
   let port = await runningServerPort(pgDir, bin, runAs);
+  let adopted = false;
   if (port !== undefined && (await canConnect(urlFor(port, 'postgres')))) {
+    adopted = true;
     log('adopting embedded PostgreSQL left running by an earlier process', { port });
   } else {
     if (port !== undefined) {
@@ -290,6 +294,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     connectionString: urlFor(port, databaseName),
     adminConnectionString,
     port,
+    adopted,
     async stop() {
       if (stopped) return;
       stopped = true;

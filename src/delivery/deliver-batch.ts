@@ -34,6 +34,9 @@ import {
   type LoadedDelivery,
 } from './delivery-repository.js';
 import { enqueueDeliveries, parseDeliverPayload } from './enqueue.js';
+import { createSigningKeys } from './signing-keys.js';
+import type { SigningKey } from './signing.js';
+import type { SecretBox } from '../secrets/secret-box.js';
 import type { AttemptResult, HttpClient } from './http-client.js';
 
 export interface DeliveryEngineDeps {
@@ -42,6 +45,8 @@ export interface DeliveryEngineDeps {
   logger: Logger;
   metrics: Metrics;
   httpClient: HttpClient;
+  /** Decrypts the webhooks' signing secrets. */
+  secrets: SecretBox;
   /** Who holds this process's delivery leases (a heartbeat-registered id, see worker-heartbeat). */
   leaseOwner: string;
   /** Told when a job becomes due soon, so the worker can wake up for it before its next poll. */
@@ -101,6 +106,7 @@ const RECORD_RETRY_MAX_MS = 5000;
 
 export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
   const { db, logger, metrics, leaseOwner } = deps;
+  const signingKeys = createSigningKeys(deps.secrets);
   const idleWaiters: (() => void)[] = [];
   const room = createRoom(deps.config.maxInFlight, () => {
     for (const wake of idleWaiters.splice(0)) wake();
@@ -259,11 +265,24 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
   }
 
   function request(delivery: LoadedDelivery): Promise<AttemptResult> {
+    const now = new Date();
+    let keys: SigningKey[];
+    try {
+      keys = signingKeys.activeKeys(delivery, now);
+    } catch (err) {
+      // Never sign with garbage: the attempt fails, unsent, and is retried on the schedule. The
+      // key ids involved are for the operator's log, not for the tenant's attempt record.
+      logger.error('delivery not signed: its secret does not decrypt (SECRETS_KEY/SECRETS_KEYS)', {
+        ...logFields(delivery, delivery.attempt),
+        err: errorText(err),
+      });
+      return Promise.resolve(unsent("not sent: the service cannot decrypt this webhook's signing secret"));
+    }
     const request = buildDeliveryRequest({
       deliveryId: delivery.id,
-      webhook: delivery,
+      webhook: { url: delivery.url, keys },
       event: { type: delivery.event_type, payload: delivery.payload, created_at: delivery.event_created_at },
-      now: new Date(),
+      now,
     });
     const timeoutMs = delivery.timeout_ms ?? deps.config.deliveryTimeoutMs;
     return deps.httpClient.send(request, { timeoutMs, signal: stopController.signal });
@@ -393,6 +412,21 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       await Promise.race([idle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       stopped = true;
     },
+  };
+}
+
+/** An attempt that made no request. */
+function unsent(error: string): AttemptResult {
+  return {
+    ok: false,
+    statusCode: null,
+    error,
+    blocked: false,
+    permanent: false,
+    interrupted: false,
+    durationMs: 0,
+    responseBody: null,
+    responseHeaders: null,
   };
 }
 

@@ -11,6 +11,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import { webhookHealthUpdate } from '../webhooks/webhook-state.js';
+import type { SignatureType } from './signing.js';
 import { BULK_PRIORITY, deliveryJobCtes, enqueueDeliveries, type DeliverJobItem } from './enqueue.js';
 
 /** A delivery loaded for sending: the delivery, its webhook and its event. */
@@ -21,9 +22,12 @@ export interface LoadedDelivery {
   webhook_id: string;
   tenant_id: string;
   url: string;
+  signature_type: SignatureType;
+  /** Encrypted as stored (webhooks/webhook-secrets.ts); decrypted only to sign (signing-keys.ts). */
   secret: string;
   previous_secret: string | null;
   previous_secret_expires_at: Date | null;
+  secret_key_id: string | null;
   timeout_ms: number | null;
   /** As read at the load; lets a success skip the health update when there is nothing to clear. */
   failing_since: Date | null;
@@ -129,14 +133,15 @@ export async function loadBatch(
          and due.id not in (select id from paused)
     ), ${deliveryJobCtes('deferred')}
     select s.id, s.attempt, s.event_id, s.webhook_id, s.tenant_id, s.traceparent,
-           w.url, w.secret, w.previous_secret, w.previous_secret_expires_at, w.timeout_ms, w.failing_since,
-           e.type as event_type, e.payload, e.created_at as event_created_at, 'leased' as state
+           w.url, w.signature_type, w.secret, w.previous_secret, w.previous_secret_expires_at, w.secret_key_id,
+           w.timeout_ms, w.failing_since, e.type as event_type, e.payload, e.created_at as event_created_at,
+           'leased' as state
       from sendable s
       join leases l on l.delivery_id = s.id and l.taken
       join webhook w on w.id = s.webhook_id
       join events e on e.id = s.event_id
     union all
-    select null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+    select null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
            case when capped then 'deferred' else 'unasked' end
       from deferred
      where (select count(*) from added_jobs) >= 0

@@ -3,7 +3,7 @@
  * Webhooks headers. The body is serialised once and signed as sent, byte for byte.
  */
 import fs from 'node:fs';
-import { activeSecrets, signatureHeader, type WebhookSecrets } from './signing.js';
+import { signatureHeader, type SigningKey } from './signing.js';
 
 function readVersion(): string {
   try {
@@ -26,7 +26,8 @@ export interface DeliveryRequest {
 
 export interface DeliveryRequestInput {
   deliveryId: string;
-  webhook: WebhookSecrets & { url: string };
+  /** The keys that sign now (the current one, and the previous one during a rotation), already decrypted. */
+  webhook: { url: string; keys: readonly SigningKey[] };
   event: { type: string; payload: unknown; created_at: Date };
   now: Date;
 }
@@ -45,12 +46,7 @@ export function buildDeliveryRequest(input: DeliveryRequestInput): DeliveryReque
       'content-type': 'application/json',
       'webhook-id': input.deliveryId,
       'webhook-timestamp': String(timestamp),
-      'webhook-signature': signatureHeader(
-        activeSecrets(input.webhook, input.now),
-        input.deliveryId,
-        timestamp,
-        body,
-      ),
+      'webhook-signature': signatureHeader(input.webhook.keys, input.deliveryId, timestamp, body),
       'user-agent': USER_AGENT,
     },
   };

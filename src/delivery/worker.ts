@@ -13,6 +13,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { SecretBox } from '../secrets/secret-box.js';
 import { createDeliveryEngine, type DeliveryEngine } from './deliver-batch.js';
 import { DELIVER_TASK, tenantFlag } from './enqueue.js';
 import { createHttpClient } from './http-client.js';
@@ -26,6 +27,7 @@ export interface WorkerDeps {
   pool: pg.Pool;
   logger: Logger;
   metrics: Metrics;
+  secrets: SecretBox;
 }
 
 export interface DeliveryWorker {
@@ -57,6 +59,7 @@ export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWor
     logger,
     metrics: deps.metrics,
     httpClient,
+    secrets: deps.secrets,
     leaseOwner,
     onJobDue: wakeUps.schedule,
   });

@@ -37,9 +37,11 @@ export interface CreatedDelivery {
 export type LeasedFields = Pick<
   LoadedDelivery,
   | 'url'
+  | 'signature_type'
   | 'secret'
   | 'previous_secret'
   | 'previous_secret_expires_at'
+  | 'secret_key_id'
   | 'timeout_ms'
   | 'failing_since'
   | 'event_created_at'
@@ -120,8 +122,8 @@ export async function storeEventBatch(
     ),
     ${deliveryJobCtes('src')}
     select m.delivery_id as id, m.event_id, m.webhook_id, m.tenant_id, l.delivery_id is not null as is_leased,
-           w.url, w.secret, w.previous_secret, w.previous_secret_expires_at, w.timeout_ms, w.failing_since,
-           now() as event_created_at
+           w.url, w.signature_type, w.secret, w.previous_secret, w.previous_secret_expires_at, w.secret_key_id,
+           w.timeout_ms, w.failing_since, now() as event_created_at
       from matched m
       left join leases l on l.delivery_id = m.delivery_id
       left join webhooks w on w.id = m.webhook_id and l.delivery_id is not null
@@ -132,9 +134,11 @@ export async function storeEventBatch(
     ({
       is_leased,
       url,
+      signature_type,
       secret,
       previous_secret,
       previous_secret_expires_at,
+      secret_key_id,
       timeout_ms,
       failing_since,
       event_created_at,
@@ -144,9 +148,11 @@ export async function storeEventBatch(
       leased: is_leased
         ? {
             url: url!,
+            signature_type: signature_type!,
             secret: secret!,
             previous_secret: previous_secret ?? null,
             previous_secret_expires_at: previous_secret_expires_at ?? null,
+            secret_key_id: secret_key_id ?? null,
             timeout_ms: timeout_ms ?? null,
             failing_since: failing_since ?? null,
             event_created_at: event_created_at!,

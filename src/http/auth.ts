@@ -1,6 +1,8 @@
 /**
- * Bearer tokens: HS256 JWTs with `tenant_id` (string), optional `role` (`tenant` | `admin`) and
- * optional `exp`. What a verified token grants is decided in tenancy/caller.ts.
+ * Bearer tokens: HS256 JWTs with `tenant_id` (string), optional `role` (`tenant` | `admin`),
+ * optional `exp`, and `iat` (a tenant's revocation refuses tokens issued before it; a token
+ * without `iat` counts as issued at 0). What a verified token grants is decided in
+ * tenancy/caller.ts.
  */
 import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -11,18 +13,21 @@ import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import { isTenantId, type Principal, type Role } from '../tenancy/caller.js';
 
-/** JWT_SECRET, or in development one generated once and kept in DATA_DIR. */
-export async function loadJwtSecret(config: Pick<Config, 'jwtSecret' | 'dataDir'>): Promise<string> {
-  if (config.jwtSecret) return config.jwtSecret;
+/**
+ * JWT_SECRETS (or JWT_SECRET), or in development one generated once and kept in DATA_DIR. The
+ * first signs; every one verifies (an overlap while JWT_SECRET is rotated).
+ */
+export async function loadJwtSecrets(config: Pick<Config, 'jwtSecrets' | 'dataDir'>): Promise<string[]> {
+  if (config.jwtSecrets.length > 0) return [...config.jwtSecrets];
   const file = path.join(config.dataDir, 'jwt-secret');
   try {
-    return (await fs.readFile(file, 'utf8')).trim();
+    return [(await fs.readFile(file, 'utf8')).trim()];
   } catch {
     await fs.mkdir(config.dataDir, { recursive: true });
     const secret = randomBytes(32).toString('base64url');
     // 'wx': if another process wrote it first, keep theirs.
     await fs.writeFile(file, secret + '\n', { mode: 0o600, flag: 'wx' }).catch(() => undefined);
-    return (await fs.readFile(file, 'utf8')).trim();
+    return [(await fs.readFile(file, 'utf8')).trim()];
   }
 }
 
@@ -38,15 +43,32 @@ export async function signToken(
   return jwt.sign(new TextEncoder().encode(secret));
 }
 
-export async function verifyToken(secret: string | KeyObject, token: string): Promise<Principal> {
-  let payload: Record<string, unknown>;
-  const key = typeof secret === 'string' ? new TextEncoder().encode(secret) : secret;
-  try {
-    ({ payload } = await jwtVerify(token, key, { algorithms: ['HS256'] }));
-  } catch (err) {
-    const expired = (err as { code?: string }).code === 'ERR_JWT_EXPIRED';
-    throw new AppError('unauthorized', expired ? 'The token has expired.' : 'The token is invalid.');
+/** A verified token's caller, and when it was issued (`iat`, in ms; 0 without one). */
+export interface VerifiedToken {
+  principal: Principal;
+  issuedAt: number;
+}
+
+/** Verifies with each key in turn (JWT_SECRETS: the new key, then the old ones). */
+export async function verifyToken(
+  secrets: string | KeyObject | readonly (string | KeyObject)[],
+  token: string,
+): Promise<VerifiedToken> {
+  const keys = (Array.isArray(secrets) ? secrets : [secrets]) as readonly (string | KeyObject)[];
+  let payload: Record<string, unknown> | undefined;
+  let expired = false;
+  for (const secret of keys) {
+    const key = typeof secret === 'string' ? new TextEncoder().encode(secret) : secret;
+    try {
+      ({ payload } = await jwtVerify(token, key, { algorithms: ['HS256'] }));
+      break;
+    } catch (err) {
+      // jose checks the signature before the claims: an expired token was signed with this key.
+      if ((err as { code?: string }).code === 'ERR_JWT_EXPIRED') expired = true;
+    }
   }
+  if (!payload)
+    throw new AppError('unauthorized', expired ? 'The token has expired.' : 'The token is invalid.');
   const tenantId = payload.tenant_id;
   const role = payload.role ?? 'tenant';
   if (!isTenantId(tenantId)) {
@@ -54,37 +76,51 @@ export async function verifyToken(secret: string | KeyObject, token: string): Pr
   }
   if (role !== 'tenant' && role !== 'admin')
     throw new AppError('unauthorized', 'The token has an invalid role claim.');
-  return { tenantId, role };
+  const issuedAt = typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? payload.iat * 1000 : 0;
+  return { principal: { tenantId, role }, issuedAt };
 }
 
 /** How long a verified token is remembered, at most (never past its own `exp`). */
 const VERIFIED_TTL_MS = 60_000;
 const VERIFIED_MAX = 10_000;
 
+export interface AuthOptions {
+  /**
+   * When the tenant's tokens were last revoked (ms), if ever: a token issued in that second or
+   * before is refused. Asked on every request, so it must answer from memory.
+   */
+  tokensValidAfter?: (tenantId: string) => number | undefined;
+}
+
 /**
- * Puts the caller in `ctx.state.principal`, or answers 401. The key is imported once, and a
+ * Puts the caller in `ctx.state.principal`, or answers 401. The keys are imported once, and a
  * token already verified is remembered for a minute (or until it expires, if sooner): an app
- * posting thousands of events a second with one token pays for one HMAC check a minute.
+ * posting thousands of events a second with one token pays for one HMAC check a minute. A
+ * revocation applies to remembered tokens too: it is checked on every request.
  */
-export function authenticate(secret: string): Middleware {
-  const key = createSecretKey(Buffer.from(secret, 'utf8'));
-  const verified = new Map<string, { principal: Principal; until: number }>();
+export function authenticate(secrets: readonly string[], options: AuthOptions = {}): Middleware {
+  const keys = secrets.map((secret) => createSecretKey(Buffer.from(secret, 'utf8')));
+  const verified = new Map<string, VerifiedToken & { until: number }>();
   return async (ctx, next) => {
     const header = ctx.get('authorization');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match?.[1]) throw new AppError('unauthorized', 'Missing bearer token in the Authorization header.');
     const token = match[1];
     const now = Date.now();
-    const known = verified.get(token);
-    if (known && known.until > now) {
-      ctx.state.principal = known.principal;
-    } else {
-      const principal = await verifyToken(key, token);
+    let known = verified.get(token);
+    if (!known || known.until <= now) {
+      const result = await verifyToken(keys, token);
       const exp = decodeExp(token);
       if (verified.size >= VERIFIED_MAX) verified.clear();
-      verified.set(token, { principal, until: Math.min(now + VERIFIED_TTL_MS, exp ?? Infinity) });
-      ctx.state.principal = principal;
+      known = { ...result, until: Math.min(now + VERIFIED_TTL_MS, exp ?? Infinity) };
+      verified.set(token, known);
     }
+    const validAfter = options.tokensValidAfter?.(known.principal.tenantId);
+    // iat has whole seconds: a token issued in the second of the revocation is refused too.
+    if (validAfter !== undefined && known.issuedAt < Math.floor(validAfter / 1000) * 1000 + 1000) {
+      throw new AppError('unauthorized', 'The token has been revoked.');
+    }
+    ctx.state.principal = known.principal;
     await next();
   };
 }

@@ -4,6 +4,8 @@ import type { ColumnType, Generated } from 'kysely';
 export interface TenantTable {
   id: string;
   created_at: Generated<Date>;
+  /** Tokens issued (`iat`) in this second or before are refused; null = none revoked. */
+  tokens_valid_after: Date | null;
 }
 
 /** quota: a tenant's limits; an UPDATE in psql takes effect within seconds. */

@@ -8,6 +8,7 @@ import {
   tenantIdSchema as tenantId,
   timestamp,
 } from '../http/common-schemas.js';
+import type { SignatureType } from '../delivery/signing.js';
 
 /** An event type: what POST /events accepts as `type`. */
 export const EVENT_TYPE_PATTERN = '^[A-Za-z0-9_.:-]{1,128}$';
@@ -54,6 +55,12 @@ const ordering = {
   description:
     'none (default): deliveries in parallel. fifo: one at a time, in event order; the next is sent once the one before has succeeded or been dead-lettered (throughput ≈ 1 / attempt time). Applies to events accepted after it is set.',
 } as const;
+const signatureType = {
+  type: 'string',
+  enum: ['hmac-sha256', 'ed25519'],
+  description:
+    '`hmac-sha256` (default): signatures `v1,<base64 HMAC>` with `secret`. `ed25519`: signatures `v1a,<base64>`, verified with `public_key`; the service generates the key pair and never shows the private key.',
+} as const;
 const timeoutMs = {
   type: 'integer',
   minimum: 1,
@@ -66,6 +73,7 @@ export interface CreateWebhookBody {
   url: string;
   event_types: string[];
   secret?: string;
+  signature_type?: SignatureType;
   tenant_id?: string;
   description?: string | null;
   filter?: string | null;
@@ -81,7 +89,8 @@ export const createWebhookSchema = {
   properties: {
     url,
     event_types: eventTypes,
-    secret,
+    secret: { ...secret, description: `${secret.description} hmac-sha256 webhooks only.` },
+    signature_type: signatureType,
     tenant_id: tenantId,
     description,
     filter,
@@ -126,7 +135,13 @@ export interface RotateSecretBody {
 export const rotateSecretSchema = {
   type: 'object',
   additionalProperties: false,
-  properties: { secret, tenant_id: tenantId },
+  properties: {
+    secret: {
+      ...secret,
+      description: `${secret.description} hmac-sha256 webhooks only; ed25519 ones get a new key pair.`,
+    },
+    tenant_id: tenantId,
+  },
 } as const;
 
 export interface ListWebhooksQuery {
@@ -160,6 +175,7 @@ export const webhookViewSchema = {
     'ordering',
     'timeout_ms',
     'enabled',
+    'signature_type',
     'disabled_reason',
     'disabled_at',
     'failing_since',
@@ -177,6 +193,13 @@ export const webhookViewSchema = {
     ordering: { type: 'string', enum: ['none', 'fifo'] },
     timeout_ms: { type: 'integer', nullable: true },
     enabled: { type: 'boolean' },
+    signature_type: signatureType,
+    public_key: {
+      type: 'string',
+      pattern: '^whpk_[A-Za-z0-9+/]{43}=$',
+      description:
+        'ed25519 webhooks only: `whpk_` + base64 of the 32-byte public key receivers verify `v1a` signatures with.',
+    },
     disabled_reason: { type: 'string', nullable: true },
     disabled_at: nullableTimestamp,
     failing_since: nullableTimestamp,
@@ -186,20 +209,34 @@ export const webhookViewSchema = {
     },
     created_at: timestamp,
     updated_at: timestamp,
-    secret: { type: 'string', description: 'Only in the 201 of POST /webhooks and in rotate-secret.' },
+    secret: {
+      type: 'string',
+      description: 'hmac-sha256 webhooks, only in the 201 of POST /webhooks and in rotate-secret.',
+    },
   },
 } as const;
 
+/** The answer of POST /webhooks and rotate-secret: `secret` (hmac-sha256) or `public_key` (ed25519). */
 export const webhookWithSecretSchema = {
   ...webhookViewSchema,
-  required: [...webhookViewSchema.required, 'secret'],
+  oneOf: [
+    { required: ['secret'], properties: { secret: { type: 'string' } } },
+    { required: ['public_key'], properties: { public_key: { type: 'string' } } },
+  ],
 } as const;
 
 export const webhookSecretSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['secret'],
-  properties: { secret: { type: 'string' } },
+  minProperties: 1,
+  maxProperties: 1,
+  properties: {
+    secret: { type: 'string', description: 'hmac-sha256 webhooks: the current signing secret.' },
+    public_key: {
+      type: 'string',
+      description: 'ed25519 webhooks: the current public key (the private key never leaves the service).',
+    },
+  },
 } as const;
 
 export interface RecoverBody {

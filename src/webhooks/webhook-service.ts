@@ -9,7 +9,10 @@ import { listAnswer, type ListAnswer } from '../db/page.js';
 import { actorOf, byCaller, writeAudit } from '../audit/audit-repository.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
-import { notFound } from '../errors.js';
+import { AppError, notFound } from '../errors.js';
+import { generateEd25519Secret, type SignatureType } from '../delivery/signing.js';
+import type { SecretBox } from '../secrets/secret-box.js';
+import { openSecrets, sealSecrets } from './webhook-secrets.js';
 import { ensureTenant } from '../tenancy/tenant-repository.js';
 import type {
   CreateWebhookBody,
@@ -44,12 +47,16 @@ export interface WebhookView {
   ordering: WebhookOrdering;
   timeout_ms: number | null;
   enabled: boolean;
+  signature_type: SignatureType;
+  /** ed25519 webhooks: what receivers verify with (not a secret, so always shown). */
+  public_key?: string;
   disabled_reason: string | null;
   disabled_at: string | null;
   failing_since: string | null;
   previous_secret_expires_at: string | null;
   created_at: string;
   updated_at: string;
+  /** hmac-sha256 webhooks, where asked for. */
   secret?: string;
 }
 
@@ -60,7 +67,8 @@ export function generateSecret(): string {
 
 const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
 
-export function toWebhookView(row: WebhookRow, options: { withSecret?: boolean } = {}): WebhookView {
+/** The view of a row; `secret` is the decrypted secret to show (hmac-sha256 only), when asked for. */
+export function toWebhookView(row: WebhookRow, options: { secret?: string } = {}): WebhookView {
   const expiresAt = row.previous_secret_expires_at;
   return {
     id: row.id,
@@ -72,6 +80,8 @@ export function toWebhookView(row: WebhookRow, options: { withSecret?: boolean }
     ordering: row.ordering,
     timeout_ms: row.timeout_ms,
     enabled: row.enabled,
+    signature_type: row.signature_type,
+    ...(row.public_key !== null ? { public_key: row.public_key } : {}),
     disabled_reason: row.disabled_reason,
     disabled_at: iso(row.disabled_at),
     failing_since: iso(row.failing_since),
@@ -79,7 +89,9 @@ export function toWebhookView(row: WebhookRow, options: { withSecret?: boolean }
     previous_secret_expires_at: expiresAt !== null && expiresAt > new Date() ? expiresAt.toISOString() : null,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
-    ...(options.withSecret ? { secret: row.secret } : {}),
+    ...(options.secret !== undefined && row.signature_type === 'hmac-sha256'
+      ? { secret: options.secret }
+      : {}),
   };
 }
 
@@ -93,6 +105,7 @@ function auditedFields(row: WebhookRow): Record<string, unknown> {
     ordering: row.ordering,
     timeout_ms: row.timeout_ms,
     enabled: row.enabled,
+    signature_type: row.signature_type,
   };
 }
 
@@ -112,18 +125,41 @@ export interface WebhookService {
   create(caller: Caller, body: CreateWebhookBody): Promise<WebhookView>;
   list(caller: Caller, query: ListWebhooksQuery): Promise<ListAnswer<WebhookView>>;
   get(caller: Caller, id: string, tenantId?: string): Promise<WebhookView>;
-  getSecret(caller: Caller, id: string, tenantId?: string): Promise<{ secret: string }>;
+  getSecret(
+    caller: Caller,
+    id: string,
+    tenantId?: string,
+  ): Promise<{ secret: string } | { public_key: string }>;
   testFilter(caller: Caller, id: string, body: FilterTestBody, tenantId?: string): Promise<FilterTestAnswer>;
   update(caller: Caller, id: string, body: UpdateWebhookBody): Promise<WebhookView>;
   remove(caller: Caller, id: string, tenantId?: string): Promise<void>;
   rotateSecret(caller: Caller, id: string, body: RotateSecretBody): Promise<WebhookView>;
 }
 
+/** A new secret of the type: for ed25519 the private key, and the public key to show. */
+function newSecret(type: SignatureType): { secret: string; publicKey: string | null } {
+  if (type === 'ed25519') return generateEd25519Secret();
+  return { secret: generateSecret(), publicKey: null };
+}
+
+function refuseGivenSecret(): never {
+  throw new AppError(
+    'invalid_request',
+    'An ed25519 webhook cannot be given a secret: the service generates its key pair.',
+    {
+      details: [{ field: '/secret', message: 'is for hmac-sha256 webhooks only' }],
+    },
+  );
+}
+
 export function createWebhookService(deps: {
   db: Db;
-  config: Pick<Config, 'ssrfAllowlist'>;
+  config: Pick<Config, 'ssrfAllowlist' | 'webhookHttpsOnly'>;
+  secrets: SecretBox;
 }): WebhookService {
-  const { db, config } = deps;
+  const { db, config, secrets } = deps;
+  const checkUrl = (url: string) =>
+    assertWebhookUrl(url, config.ssrfAllowlist, { httpsOnly: config.webhookHttpsOnly });
 
   const audit = (caller: Caller, row: WebhookRow, action: string, details: Record<string, unknown>) =>
     byCaller(caller, {
@@ -137,17 +173,26 @@ export function createWebhookService(deps: {
   return {
     async create(caller, body) {
       const tenantId = actingTenant(caller.principal, body.tenant_id);
-      assertWebhookUrl(body.url, config.ssrfAllowlist);
+      checkUrl(body.url);
       if (body.filter) await assertFilter(db, body.filter);
+      const signatureType = body.signature_type ?? 'hmac-sha256';
+      if (signatureType === 'ed25519' && body.secret !== undefined) refuseGivenSecret();
       await ensureTenant(db, tenantId);
       const enabled = body.enabled ?? true;
+      const id = randomUUID();
+      const generated = newSecret(signatureType);
+      const secret = body.secret ?? generated.secret;
+      const sealed = sealSecrets(secrets, id, { secret, previous_secret: null });
       return db.transaction().execute(async (trx) => {
         const row = await insertWebhook(trx, {
-          id: randomUUID(),
+          id,
           tenantId,
           url: body.url,
           eventTypes: body.event_types,
-          secret: body.secret ?? generateSecret(),
+          signatureType,
+          secret: sealed.secret,
+          secretKeyId: sealed.secret_key_id!,
+          publicKey: generated.publicKey,
           description: body.description ?? null,
           filter: body.filter ?? null,
           ordering: body.ordering ?? 'none',
@@ -156,7 +201,7 @@ export function createWebhookService(deps: {
           disabledReason: enabled ? null : disabledByReason(actorOf(caller.principal)),
         });
         await writeAudit(trx, audit(caller, row, 'webhook.created', auditedFields(row)));
-        return toWebhookView(row, { withSecret: true });
+        return toWebhookView(row, { secret });
       });
     },
 
@@ -189,12 +234,13 @@ export function createWebhookService(deps: {
     async getSecret(caller, id, tenantId) {
       const row = await findWebhook(db, id, objectScope(caller.principal, tenantId));
       if (!row) throw notFound('Webhook');
-      return { secret: row.secret };
+      if (row.public_key !== null) return { public_key: row.public_key };
+      return { secret: openSecrets(secrets, row.id, row).secret };
     },
 
     async update(caller, id, body) {
       const scope = objectScope(caller.principal, body.tenant_id);
-      if (body.url !== undefined) assertWebhookUrl(body.url, config.ssrfAllowlist);
+      if (body.url !== undefined) checkUrl(body.url);
       if (body.filter) await assertFilter(db, body.filter);
       return db.transaction().execute(async (trx) => {
         const before = await findWebhook(trx, id, scope, { lock: 'no key update' });
@@ -250,7 +296,15 @@ export function createWebhookService(deps: {
       return db.transaction().execute(async (trx) => {
         const before = await findWebhook(trx, id, scope, { lock: 'no key update' });
         if (!before) throw notFound('Webhook');
-        const after = await rotateWebhookSecret(trx, id, body.secret ?? generateSecret());
+        if (before.signature_type === 'ed25519' && body.secret !== undefined) refuseGivenSecret();
+        const generated = newSecret(before.signature_type);
+        const secret = body.secret ?? generated.secret;
+        // Both sealed anew under the current key: a row's secrets share one key id.
+        const previous = openSecrets(secrets, id, before).secret;
+        const after = await rotateWebhookSecret(trx, id, {
+          ...sealSecrets(secrets, id, { secret, previous_secret: previous }),
+          public_key: generated.publicKey,
+        });
         await writeAudit(
           trx,
           audit(caller, after, 'webhook.secret_rotated', {
@@ -258,7 +312,7 @@ export function createWebhookService(deps: {
             previous_secret_expires_at: after.previous_secret_expires_at?.toISOString() ?? null,
           }),
         );
-        return toWebhookView(after, { withSecret: true });
+        return toWebhookView(after, { secret });
       });
     },
   };

@@ -1,5 +1,6 @@
 /**
- * The registration-time check of a webhook URL: http(s) only, no credentials, and no literal
+ * The registration-time check of a webhook URL: http(s) only (https only with
+ * WEBHOOK_HTTPS_ONLY, the production default), no credentials, and no literal
  * address in a blocked range unless SSRF_ALLOWLIST has it. Host names are checked again, after
  * resolution, when a delivery connects.
  */
@@ -10,7 +11,11 @@ import { checkAddress, describeRefusal, literalIpOf, type Cidr } from '../delive
 const LOOPBACK_NAME = /^(?:localhost|[^.]+(?:\.[^.]+)*\.localhost)\.?$/i;
 
 /** Why the URL is refused, or undefined when it may be registered. */
-export function webhookUrlProblem(raw: string, allowlist: readonly Cidr[]): string | undefined {
+export function webhookUrlProblem(
+  raw: string,
+  allowlist: readonly Cidr[],
+  policy: { httpsOnly?: boolean } = {},
+): string | undefined {
   let parsed: URL;
   try {
     parsed = new URL(raw);
@@ -18,6 +23,8 @@ export function webhookUrlProblem(raw: string, allowlist: readonly Cidr[]): stri
     return 'is not a valid URL';
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return 'must use http or https';
+  if (policy.httpsOnly && parsed.protocol !== 'https:')
+    return 'must use https: this service sends webhooks over https only (WEBHOOK_HTTPS_ONLY)';
   if (parsed.username !== '' || parsed.password !== '') return 'must not contain credentials';
   if (parsed.hostname === '') return 'must name a host';
   const literal =
@@ -28,8 +35,12 @@ export function webhookUrlProblem(raw: string, allowlist: readonly Cidr[]): stri
   return `points to a blocked destination: ${describeRefusal(verdict)}`;
 }
 
-export function assertWebhookUrl(raw: string, allowlist: readonly Cidr[]): void {
-  const problem = webhookUrlProblem(raw, allowlist);
+export function assertWebhookUrl(
+  raw: string,
+  allowlist: readonly Cidr[],
+  policy: { httpsOnly?: boolean } = {},
+): void {
+  const problem = webhookUrlProblem(raw, allowlist, policy);
   if (problem === undefined) return;
   throw new AppError('invalid_request', `The webhook URL ${problem}.`, {
     details: [{ field: '/url', message: problem }],

@@ -10,10 +10,19 @@ export interface WebhookTable {
   description: string | null;
   /** Exact names, `prefix.*`, or `*`. */
   event_types: string[];
-  /** Signing secret: `whsec_` + base64 key, or a string given at creation. */
+  /** `hmac-sha256` (signature `v1`) or `ed25519` (signature `v1a`). */
+  signature_type: ColumnType<'hmac-sha256' | 'ed25519', 'hmac-sha256' | 'ed25519' | undefined>;
+  /**
+   * Signing secret, encrypted (webhook-secrets.ts): an HMAC secret (`whsec_` + base64 key, or a
+   * string given at creation), or for ed25519 the private key (`whsk_` + base64 seed).
+   */
   secret: string;
-  /** The secret before the last rotation; it also signs until `previous_secret_expires_at`. */
+  /** The secret before the last rotation, encrypted; it also signs until `previous_secret_expires_at`. */
   previous_secret: string | null;
+  /** Key of the ring `secret` and `previous_secret` are encrypted under; null = still plain text. */
+  secret_key_id: string | null;
+  /** ed25519 only: `whpk_` + base64 of the public key. */
+  public_key: string | null;
   previous_secret_expires_at: Date | null;
   /** SQL/JSON path predicate over the body a receiver gets; null: no filter. */
   filter: string | null;

@@ -154,7 +154,8 @@ const pathArb = fc
     fc.constantFrom('as-is', 'encoded', 'trailing-slash', 'extra-segment', 'double-slash'),
   )
   .map(([[method, template], id, shape]) => {
-    const raw = id();
+    // Revoking the tenants whose tokens the fuzz uses would turn the rest of the run into 401s.
+    const raw = template.endsWith('/revoke-tokens') ? 'other-tenant' : id();
     const value = shape === 'as-is' ? raw : encode(raw);
     let path = template.replace(/\{[^}]+\}/g, value);
     if (shape === 'trailing-slash') path += '/';

@@ -7,7 +7,8 @@ import crypto from 'node:crypto';
 import { SignJWT } from 'jose';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, TEST_JWT_SECRET, type TestService } from '../helpers/service.js';
+import { startTestService, TEST_JWT_SECRET, testSecretBox, type TestService } from '../helpers/service.js';
+import { openSecrets } from '../../src/webhooks/webhook-secrets.js';
 import { apiRoutes, report } from './support.js';
 
 let svc: TestService;
@@ -266,12 +267,15 @@ describe("a tenant token against another tenant's objects on every route", () =>
       .selectAll()
       .where('id', '=', victim.webhookId)
       .executeTakeFirstOrThrow();
-    expect(webhook).toMatchObject({
-      url: victim.url,
-      secret: victim.secret,
-      enabled: true,
-      previous_secret: null,
-    });
+    expect(webhook).toMatchObject({ url: victim.url, enabled: true, previous_secret: null });
+    expect(openSecrets(testSecretBox(), victim.webhookId, webhook).secret).toBe(victim.secret);
+    // Nobody revoked the victim's tokens.
+    const tenant = await db
+      .selectFrom('tenants')
+      .select('tokens_valid_after')
+      .where('id', '=', victim.tenant)
+      .executeTakeFirstOrThrow();
+    expect(tenant.tokens_valid_after).toBeNull();
     const letter = await db
       .selectFrom('dlq')
       .select('delivery_id')

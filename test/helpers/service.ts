@@ -6,9 +6,17 @@ import { parseConfig } from '../../src/config.js';
 import { signToken } from '../../src/http/auth.js';
 import { startService, type Service } from '../../src/service.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { createSecretBox, DEFAULT_KEY_ID, type SecretBox } from '../../src/secrets/secret-box.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export const TEST_JWT_SECRET = 'test-secret-0123456789abcdef';
+/** The SECRETS_KEY of test services: 32 bytes in base64. */
+export const TEST_SECRETS_KEY = Buffer.alloc(32, 'hookrelay test secrets key').toString('base64');
+
+/** A keyring holding TEST_SECRETS_KEY, as test services have it. */
+export function testSecretBox(): SecretBox {
+  return createSecretBox([{ id: DEFAULT_KEY_ID, key: Buffer.from(TEST_SECRETS_KEY, 'base64') }]);
+}
 
 export interface TestService {
   service: Service;
@@ -24,13 +32,21 @@ export interface TestService {
   stop(): Promise<void>;
 }
 
-export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
-  const database = await createTestDatabase();
+/**
+ * The service on a fresh database, or on `options.database` (left in place by `stop`, for a
+ * test that starts the service again on the same data).
+ */
+export async function startTestService(
+  env: Record<string, string> = {},
+  options: { database?: TestDatabase } = {},
+): Promise<TestService> {
+  const database = options.database ?? (await createTestDatabase());
   const config = parseConfig({
     NODE_ENV: 'test',
     PORT: '0',
     DATABASE_URL: database.url,
     JWT_SECRET: TEST_JWT_SECRET,
+    SECRETS_KEY: TEST_SECRETS_KEY,
     LOG_LEVEL: 'error',
     SSRF_ALLOWLIST: '127.0.0.1/32',
     RETRY_SCHEDULE: '0.05,0.1',
@@ -67,7 +83,7 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     },
     async stop() {
       await service.stop();
-      await database.drop();
+      if (!options.database) await database.drop();
     },
   };
 }

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import type { AppDeps } from '../../src/api/features.js';
 import { registeredRoutes } from '../helpers/routes.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { startTestService, testSecretBox, type TestService } from '../helpers/service.js';
+import { openSecrets } from '../../src/webhooks/webhook-secrets.js';
 
 let svc: TestService;
 let alice: string; // tenant A's token
@@ -125,6 +126,8 @@ const routes: Route[] = [
   ['DELETE', () => `/dlq/${b.deliveryId}`, undefined, 404, 'not_found'],
   ['DELETE', () => `/dlq/${b.deliveryId}?tenant_id=tenant-b`, undefined, 403, 'forbidden'],
   ['GET', () => '/audit-log?tenant_id=tenant-b', undefined, 403, 'forbidden'],
+  ['POST', () => '/tenants/tenant-b/revoke-tokens', undefined, 403, 'forbidden'],
+  ['POST', () => '/tenants/tenant-a/revoke-tokens', undefined, 403, 'forbidden'],
 ];
 
 describe("tenant A's token against tenant B's objects", () => {
@@ -150,7 +153,8 @@ describe("tenant A's token against tenant B's objects", () => {
         ([method, path]) =>
           `${method} ${path()
             .split('?')[0]!
-            .replace(/[0-9a-f-]{36}/g, ':id')}`,
+            .replace(/[0-9a-f-]{36}/g, ':id')
+            .replace(/^\/tenants\/[^/]+/, '/tenants/:tenant_id')}`,
       ),
     );
     walked.add('GET /webhooks').add('GET /events').add('GET /dlq').add('GET /audit-log'); // lists: next test
@@ -190,11 +194,11 @@ describe("tenant A's token against tenant B's objects", () => {
       .executeTakeFirstOrThrow();
     expect(webhook).toMatchObject({
       url: b.url,
-      secret: b.secret,
       enabled: true,
       previous_secret: null,
       tenant_id: 'tenant-b',
     });
+    expect(openSecrets(testSecretBox(), b.webhookId, webhook).secret).toBe(b.secret);
     const dlq = await db.selectFrom('dlq').select(['delivery_id', 'tenant_id']).execute();
     expect(dlq).toEqual([{ delivery_id: b.deliveryId, tenant_id: 'tenant-b' }]);
     const delivery = await db

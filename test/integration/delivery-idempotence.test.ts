@@ -16,6 +16,7 @@ import { attemptRows, deliveryRow, dlqRows, jobsOf, queueDelivery } from '../hel
 import { withTestDatabase } from '../helpers/database.js';
 import { waitFor } from '../helpers/process.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { testSecretBox } from '../helpers/service.js';
 
 let testDb: Awaited<ReturnType<typeof withTestDatabase>>;
 let httpClient: HttpClient;
@@ -42,6 +43,7 @@ function engine(retryScheduleSeconds: number[], leaseOwner = 'test-worker'): Del
     logger: createLogger('error'),
     metrics: createMetrics({ defaultMetrics: false }),
     httpClient,
+    secrets: testSecretBox(),
     leaseOwner,
   });
 }

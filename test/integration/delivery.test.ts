@@ -27,7 +27,7 @@ import {
 } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/process.js';
 import { receiverPool } from '../helpers/receiver.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { startTestService, testSecretBox, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
 const receivers = receiverPool();
@@ -352,6 +352,7 @@ describe('graceful stop', () => {
             logger: createLogger('error'),
             metrics: createMetrics({ defaultMetrics: false }),
             httpClient: client,
+            secrets: testSecretBox(),
           });
           const [job] = await sql<{ payload: unknown }>`
             select payload from graphile_worker._private_jobs where id = ${jobs[0]!.id}

@@ -11,6 +11,7 @@ import { signToken } from '../../src/http/auth.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { freePort, spawnService, stopService, waitFor, type ServiceProcess } from '../helpers/process.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { TEST_SECRETS_KEY } from '../helpers/service.js';
 
 const JWT_SECRET = `logs-test-${randomBytes(12).toString('hex')}`;
 
@@ -31,6 +32,9 @@ async function start(database: TestDatabase, env: Record<string, string>): Promi
     NODE_ENV: 'production',
     DATABASE_URL: database.url,
     JWT_SECRET,
+    SECRETS_KEY: TEST_SECRETS_KEY,
+    // The receivers here are plain http on 127.0.0.1.
+    WEBHOOK_HTTPS_ONLY: 'false',
     SSRF_ALLOWLIST: '127.0.0.1/32',
     RETRY_SCHEDULE: '0.05',
     PORT: String(port),

@@ -21,7 +21,7 @@ import { startService, type Service } from '../../src/service.js';
 import { queueDelivery } from '../helpers/fixtures.js';
 import { freePort, REPO_ROOT, waitFor } from '../helpers/process.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
-import { startTestService, TEST_JWT_SECRET, type TestService } from '../helpers/service.js';
+import { startTestService, TEST_JWT_SECRET, TEST_SECRETS_KEY, type TestService } from '../helpers/service.js';
 
 // CI installs it (scripts/ci-tools.sh) and must run this; elsewhere it is skipped without it.
 const havePrometheus = spawnSync('prometheus', ['--version']).status === 0 || process.env.CI === 'true';
@@ -98,6 +98,8 @@ describe.skipIf(!havePrometheus)('the dashboard against a real Prometheus', () =
       NODE_ENV: 'test',
       DATABASE_URL: app.database.url,
       JWT_SECRET: TEST_JWT_SECRET,
+      // The same key as the API process: it decrypts the secrets that one encrypts.
+      SECRETS_KEY: TEST_SECRETS_KEY,
       LOG_LEVEL: 'error',
       SSRF_ALLOWLIST: '127.0.0.1/32',
       RETRY_SCHEDULE: '0.05,0.1',

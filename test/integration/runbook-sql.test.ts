@@ -207,6 +207,8 @@ describe('sql/runbook', () => {
       'table-sizes.sql',
       'failing-endpoints.sql',
       'retention.sql',
+      'secrets-by-key.sql',
+      'http-webhooks.sql',
     ]) {
       expect(runbookFiles).toContain(expected);
     }
@@ -514,6 +516,33 @@ describe('sql/runbook', () => {
     expect(second).toMatch(/a dead letter in the DLQ\s+\|\s+4\s+\|/);
     expect(second).toMatch(/a delivery pending or failed \(retry scheduled\)\s+\|\s+27\s+\|/);
     expect(second).toContain('audit_log (kept for good)');
+  });
+
+  it('secrets-by-key.sql: webhooks per key id, plain-text rows apart, and per signature type', async () => {
+    // The seed writes secrets with SQL, as before migration 012: plain text until a start-up.
+    const out = await runOk(database.url, 'secrets-by-key.sql');
+    expect(out).toMatch(/^\s*\(plain text\)\s+\|\s+3\s+\|\s+0\s*$/m);
+    expect(out).toMatch(/^\s*hmac-sha256\s+\|\s+3\s*$/m);
+    expect(out).not.toContain('whsec_');
+  });
+
+  it('http-webhooks.sql: none in the seed; an http one is listed without its path or credentials', async () => {
+    expect(await runOk(database.url, 'http-webhooks.sql')).toMatch(/^\s*0\s+\|\s+0\s*$/m);
+    try {
+      await client.query(
+        `update webhooks set url = 'http://user:pw@plain.acme.test/in?token=abc' where id = $1`,
+        [ids.healthyWebhook],
+      );
+      const out = await runOk(database.url, 'http-webhooks.sql', { tenant_id: 'acme' });
+      expect(out).toContain(ids.healthyWebhook);
+      expect(out).toContain('http://plain.acme.test');
+      expect(out).not.toMatch(/pw@|token=abc|\/in/);
+      expect(out).toMatch(/^\s*1\s+\|\s+1\s*$/m);
+    } finally {
+      await client.query(`update webhooks set url = 'https://ok.acme.test/hook' where id = $1`, [
+        ids.healthyWebhook,
+      ]);
+    }
   });
 
   it('ran every file in sql/runbook/', () => {

@@ -12,12 +12,14 @@ import { builtinModules } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withAdmin } from '../helpers/database.js';
 import { withDatabase } from '../helpers/urls.js';
 import { REPO_ROOT, runFile, type RunResult } from '../helpers/process.js';
 
 const JWT_SECRET = 'runtime-image-test-secret-0123456789';
+const SECRETS_KEY = Buffer.alloc(32, 'runtime image test key').toString('base64');
 
 function run(
   file: string,
@@ -211,6 +213,7 @@ describe('the runtime stage, run without Docker', () => {
     NODE_ENV: 'production',
     DATABASE_URL: databaseUrl,
     JWT_SECRET,
+    SECRETS_KEY,
     PORT: '0',
     LOG_LEVEL: 'info',
   });
@@ -266,8 +269,39 @@ describe('the runtime stage, run without Docker', () => {
     }
   });
 
+  it('the secrets rotation command runs in the image and re-encrypts under the first key', async () => {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      // A row as an older release wrote it: plain text, no key id.
+      await client.query(`insert into tenants (id) values ('image') on conflict do nothing`);
+      await client.query(
+        `insert into webhooks (id, tenant_id, url, event_types, secret)
+         values (gen_random_uuid(), 'image', 'https://example.com/', '{*}', 'whsec_aW1hZ2U=')`,
+      );
+      const next = Buffer.alloc(32, 'next key').toString('base64');
+      const { SECRETS_KEY: _single, ...env } = production();
+      const result = await run(process.execPath, ['dist/webhooks/rotate-secrets-cli.js'], {
+        cwd: workDir,
+        env: cleanEnv({ ...env, SECRETS_KEYS: `next:${next},default:${SECRETS_KEY}` }),
+      });
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(
+        /^re-encrypted 1 webhook\(s\) under key id "next"; webhooks per key id now: next: 1\n$/,
+      );
+      const { rows } = await client.query(
+        `select secret, secret_key_id from webhooks where tenant_id = 'image'`,
+      );
+      expect(rows[0]).toMatchObject({ secret_key_id: 'next', secret: expect.stringMatching(/^v1:next:/) });
+    } finally {
+      await client.end();
+    }
+  });
+
   it.each([
     ['JWT_SECRET', { JWT_SECRET: '' }],
+    ['SECRETS_KEY', { SECRETS_KEY: '' }],
     ['DATABASE_URL', { DATABASE_URL: '' }],
   ])('NODE_ENV=production without %s stops with a one-line error', async (variable, unset) => {
     const env = { ...production(), ...unset };

@@ -9,7 +9,7 @@ import { withTestDatabase } from '../helpers/database.js';
 
 type ColumnsOf<T> = { [K in keyof T]-?: true };
 const columns: { [T in keyof Database]: ColumnsOf<Database[T]> } = {
-  tenants: { id: true, created_at: true },
+  tenants: { id: true, created_at: true, tokens_valid_after: true },
   quotas: {
     tenant_id: true,
     max_events_per_sec: true,
@@ -26,9 +26,12 @@ const columns: { [T in keyof Database]: ColumnsOf<Database[T]> } = {
     ordering: true,
     fifo_next: true,
     event_types: true,
+    signature_type: true,
     secret: true,
     previous_secret: true,
     previous_secret_expires_at: true,
+    secret_key_id: true,
+    public_key: true,
     timeout_ms: true,
     enabled: true,
     disabled_reason: true,

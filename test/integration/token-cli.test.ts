@@ -54,4 +54,14 @@ describe('npm run token', () => {
     expect(claims.exp! - Date.now() / 1000).toBeGreaterThan(7100);
     expect(claims.exp! - Date.now() / 1000).toBeLessThan(7300);
   });
+
+  it('expires by default: 30 days for a tenant token, 24 h for an admin token; never when told', async () => {
+    const tenant = decodeJwt((await runCli(['--tenant', 'acme'])).stdout.trim());
+    expect(tenant.exp! - tenant.iat!).toBe(30 * 86400);
+    const admin = decodeJwt((await runCli(['--tenant', 'ops', '--admin'])).stdout.trim());
+    expect(admin.exp! - admin.iat!).toBe(86400);
+    const forever = decodeJwt((await runCli(['--tenant', 'acme', '--expires', 'never'])).stdout.trim());
+    expect(forever.exp).toBeUndefined();
+    expect(forever.iat).toBeGreaterThan(Date.now() / 1000 - 60);
+  });
 });

@@ -16,6 +16,7 @@ import { signToken } from '../../src/http/auth.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { spawnService, waitFor, type ServiceProcess } from '../helpers/process.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { TEST_SECRETS_KEY } from '../helpers/service.js';
 
 const JWT_SECRET = 'tracing-main-secret-0123456789';
 
@@ -113,6 +114,9 @@ describe('main.ts with OTLP export', () => {
       NODE_ENV: 'production',
       DATABASE_URL: database.url,
       JWT_SECRET,
+      SECRETS_KEY: TEST_SECRETS_KEY,
+      // The receivers here are plain http on 127.0.0.1.
+      WEBHOOK_HTTPS_ONLY: 'false',
       SSRF_ALLOWLIST: '127.0.0.1/32',
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',

@@ -8,7 +8,8 @@ import {
 } from '../../src/webhooks/webhook-schemas.js';
 import { jobsOf } from '../helpers/fixtures.js';
 import { expectSchema } from '../helpers/schema.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { startTestService, testSecretBox, type TestService } from '../helpers/service.js';
+import { openSecrets } from '../../src/webhooks/webhook-secrets.js';
 
 let svc: TestService;
 let acme: string;
@@ -69,7 +70,10 @@ describe('POST /webhooks', () => {
       .selectAll()
       .where('id', '=', res.body.id)
       .executeTakeFirst();
-    expect(stored?.secret).toBe(res.body.secret);
+    // Stored encrypted under the test key, bound to this webhook.
+    expect(stored?.secret_key_id).toBe('default');
+    expect(stored?.secret).toMatch(/^v1:default:/);
+    expect(openSecrets(testSecretBox(), res.body.id, stored!).secret).toBe(res.body.secret);
     const tenant = await db()
       .selectFrom('quotas')
       .selectAll()
@@ -373,8 +377,10 @@ describe('POST /webhooks/:id/rotate-secret', () => {
       .selectAll()
       .where('id', '=', created.id)
       .executeTakeFirstOrThrow();
-    expect(row.previous_secret).toBe(created.secret);
-    expect(row.secret).toBe(res.body.secret);
+    expect(openSecrets(testSecretBox(), created.id, row)).toEqual({
+      secret: res.body.secret,
+      previous_secret: created.secret,
+    });
 
     const shown = await svc.call('GET', `/webhooks/${created.id}`, { token: acme });
     expect(JSON.stringify(shown.body)).not.toContain(created.secret);

@@ -1,8 +1,37 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, verify } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { buildDeliveryRequest, USER_AGENT } from '../../src/delivery/delivery-request.js';
-import { activeSecrets, sign, signatureHeader, signingKey } from '../../src/delivery/signing.js';
+import {
+  activeSecrets,
+  generateEd25519Secret,
+  publicKeyObject,
+  publicKeyOf,
+  sign,
+  signatureHeader,
+  signingKey,
+  signingKeyOf,
+  type SigningKey,
+} from '../../src/delivery/signing.js';
+
+const hmac = (secret: string): SigningKey => signingKeyOf('hmac-sha256', secret);
+
+/** What docs/api.md shows a receiver doing with a `v1a` signature. */
+function verifiesV1a(
+  publicKey: string,
+  header: string,
+  id: string,
+  timestamp: number,
+  body: string,
+): boolean {
+  const key = publicKeyObject(publicKey);
+  return header
+    .split(' ')
+    .filter((part) => part.startsWith('v1a,'))
+    .some((part) =>
+      verify(null, Buffer.from(`${id}.${timestamp}.${body}`), key, Buffer.from(part.slice(4), 'base64')),
+    );
+}
 
 const whsec = () => `whsec_${randomBytes(24).toString('base64')}`;
 
@@ -54,7 +83,7 @@ describe('signing', () => {
     expect(secrets).toEqual([current, previous]);
     const body = '{"b":2}';
     const timestamp = Math.floor(now.getTime() / 1000);
-    const header = signatureHeader(secrets, 'msg_3', timestamp, body);
+    const header = signatureHeader(secrets.map(hmac), 'msg_3', timestamp, body);
     expect(header.split(' ')).toHaveLength(2);
     const headers = {
       'webhook-id': 'msg_3',
@@ -83,12 +112,7 @@ describe('signing', () => {
     const now = new Date('2024-05-01T12:00:05.900Z');
     const request = buildDeliveryRequest({
       deliveryId: '8d7c5b8e-1f7e-4a53-9f55-1b7f4f1e2a10',
-      webhook: {
-        url: 'https://example.com/hook',
-        secret: 's',
-        previous_secret: null,
-        previous_secret_expires_at: null,
-      },
+      webhook: { url: 'https://example.com/hook', keys: [hmac('s')] },
       event: { type: 'order.created', payload: { id: 7 }, created_at: createdAt },
       now,
     });
@@ -110,5 +134,40 @@ describe('signing', () => {
       'user-agent': USER_AGENT,
     });
     expect(USER_AGENT).toMatch(/^hookrelay\/\d+\.\d+\.\d+/);
+  });
+
+  describe('ed25519 (v1a)', () => {
+    it('a generated key pair: whsk_ private key, whpk_ public key of 32 bytes', () => {
+      const { secret, publicKey } = generateEd25519Secret();
+      expect(secret).toMatch(/^whsk_[A-Za-z0-9+/]{43}=$/);
+      expect(publicKey).toMatch(/^whpk_[A-Za-z0-9+/]{43}=$/);
+      expect(Buffer.from(publicKey.slice(5), 'base64')).toHaveLength(32);
+      expect(publicKeyOf(secret)).toBe(publicKey);
+    });
+
+    it('a v1a signature verifies with the public key and not with another', () => {
+      const { secret, publicKey } = generateEd25519Secret();
+      const body = '{"type":"a.b","data":{"x":1}}';
+      const header = signatureHeader([signingKeyOf('ed25519', secret)], 'msg_4', 1700000000, body);
+      expect(header).toMatch(/^v1a,[A-Za-z0-9+/]{86}==$/);
+      expect(verifiesV1a(publicKey, header, 'msg_4', 1700000000, body)).toBe(true);
+      expect(verifiesV1a(generateEd25519Secret().publicKey, header, 'msg_4', 1700000000, body)).toBe(false);
+      expect(verifiesV1a(publicKey, header, 'msg_4', 1700000000, body + ' ')).toBe(false);
+    });
+
+    it('during a rotation both signatures are sent and each public key verifies', () => {
+      const current = generateEd25519Secret();
+      const previous = generateEd25519Secret();
+      const keys = [current.secret, previous.secret].map((s) => signingKeyOf('ed25519', s));
+      const header = signatureHeader(keys, 'msg_5', 1700000000, '{}');
+      expect(header.split(' ')).toHaveLength(2);
+      expect(verifiesV1a(current.publicKey, header, 'msg_5', 1700000000, '{}')).toBe(true);
+      expect(verifiesV1a(previous.publicKey, header, 'msg_5', 1700000000, '{}')).toBe(true);
+    });
+
+    it('refuses a secret that is not a whsk_ key', () => {
+      expect(() => signingKeyOf('ed25519', 'whsec_abc')).toThrow(/whsk_/);
+      expect(() => signingKeyOf('ed25519', 'whsk_AAAA')).toThrow(/32 bytes/);
+    });
   });
 });

@@ -50,4 +50,14 @@ describe('webhook URL check', () => {
     expect(webhookUrlProblem('http://127.0.0.2/', loopbackAllowed)).toMatch(/blocked/);
     expect(webhookUrlProblem('http://10.0.0.1/', loopbackAllowed)).toMatch(/blocked/);
   });
+
+  it('WEBHOOK_HTTPS_ONLY refuses http:// saying why, and keeps every other check', () => {
+    const httpsOnly = { httpsOnly: true };
+    expect(webhookUrlProblem('http://example.com/', none, httpsOnly)).toBe(
+      'must use https: this service sends webhooks over https only (WEBHOOK_HTTPS_ONLY)',
+    );
+    expect(webhookUrlProblem('https://example.com/', none, httpsOnly)).toBeUndefined();
+    expect(webhookUrlProblem('https://10.0.0.1/', none, httpsOnly)).toMatch(/blocked/);
+    expect(webhookUrlProblem('ftp://example.com/', none, httpsOnly)).toBe('must use http or https');
+  });
 });
