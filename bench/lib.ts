@@ -137,6 +137,7 @@ export interface Client {
     body: unknown,
     headers?: Record<string, string>,
   ): Promise<{ status: number; body: string }>;
+  put(path: string, body: unknown): Promise<{ status: number; body: string }>;
   get(path: string): Promise<{ status: number; body: string }>;
   close(): void;
 }
@@ -179,6 +180,7 @@ export function createClient(baseUrl: string, token: string, maxSockets = 256): 
     });
   return {
     post: (path, body, headers) => request('POST', path, JSON.stringify(body), headers),
+    put: (path, body) => request('PUT', path, JSON.stringify(body)),
     get: (path) => request('GET', path),
     close: () => agent.destroy(),
   };

@@ -19,6 +19,8 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 /** The HS256 key every service process started here shares, so one token works on all of them. */
 export const BENCH_JWT_SECRET = 'bench-secret-0123456789abcdef';
+/** 32 bytes, base64: the bench's SECRETS_KEY (its secrets are throw-away). */
+export const BENCH_SECRETS_KEY = Buffer.alloc(32, 7).toString('base64');
 
 export interface BenchDatabase {
   url: string;
@@ -125,6 +127,10 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
         ...process.env,
         NODE_ENV: 'production',
         JWT_SECRET: BENCH_JWT_SECRET,
+        // Every process of a run shares one key, as a deployment's processes must.
+        SECRETS_KEY: BENCH_SECRETS_KEY,
+        // The bench's receivers listen on plain http on 127.0.0.1.
+        WEBHOOK_HTTPS_ONLY: 'false',
         LOG_LEVEL: 'warn',
         ...env,
         PORT: String(port),

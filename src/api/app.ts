@@ -7,7 +7,7 @@ import Router from '@koa/router';
 import { authenticate } from '../http/auth.js';
 import { errorMiddleware } from '../http/error-middleware.js';
 import { healthRoutes } from './health-routes.js';
-import { jsonBody } from '../http/json-body.js';
+import { discardUnusedBody, jsonBody } from '../http/json-body.js';
 import { requestContext } from '../http/request-context.js';
 import { features, type AppDeps } from './features.js';
 
@@ -20,6 +20,7 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(requestContext(deps.logger, deps.metrics));
   app.use(errorMiddleware(deps.logger));
+  app.use(discardUnusedBody(deps.config.maxPayloadBytes));
 
   const open = healthRoutes(deps);
   app.use(open.routes());

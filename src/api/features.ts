@@ -12,6 +12,8 @@ import { dlqOperations } from '../dlq/dlq-openapi.js';
 import { dlqRoutes } from '../dlq/dlq-routes.js';
 import { eventOperations } from '../events/event-openapi.js';
 import { eventRoutes } from '../events/event-routes.js';
+import { eventTypeOperations } from '../event-types/event-type-openapi.js';
+import { eventTypeRoutes } from '../event-types/event-type-routes.js';
 import type { RouteDeps } from '../http/deps.js';
 import type { Operation } from '../http/operation.js';
 import { quotaOperations } from '../tenancy/quota-openapi.js';
@@ -40,6 +42,7 @@ export interface Feature {
 export const features: readonly Feature[] = [
   { name: 'webhooks', routes: webhookRoutes, operations: webhookOperations },
   { name: 'events', routes: eventRoutes, operations: eventOperations },
+  { name: 'event types', routes: eventTypeRoutes, operations: eventTypeOperations },
   { name: 'deliveries', routes: deliveryRoutes, operations: deliveryOperations },
   { name: 'dlq', routes: dlqRoutes, operations: dlqOperations },
   { name: 'quotas', routes: quotaRoutes, operations: quotaOperations },

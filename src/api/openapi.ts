@@ -75,6 +75,14 @@ const mapValues = (value: unknown, fn: (v: unknown) => unknown): Record<string, 
 function operationObject(op: Operation): Record<string, unknown> {
   const parameters: unknown[] = [];
   if (op.path.includes('{id}')) parameters.push(idParam(op.idOf ?? op.path.split('/')[1]!.replace(/s$/, '')));
+  if (op.path.includes('{name}')) {
+    parameters.push({
+      name: 'name',
+      in: 'path',
+      required: true,
+      schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,128}$' },
+    });
+  }
   if (op.path.includes('{tenant_id}')) {
     parameters.push({ name: 'tenant_id', in: 'path', required: true, schema: tenantIdSchema });
   }

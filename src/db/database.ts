@@ -17,6 +17,7 @@ import type {
 } from '../tenancy/tenancy.table.js';
 import type { WebhookTable } from '../webhooks/webhook.table.js';
 import type { ServiceSettingTable } from './service-settings.js';
+import type { EventTypeTable } from '../event-types/event-type.table.js';
 
 /** The service's tables, as Kysely sees them. test/integration/schema.test.ts keeps this in step with the database. */
 export interface Database {
@@ -33,6 +34,7 @@ export interface Database {
   event_rate_windows: EventRateWindowTable;
   delivery_leases: DeliveryLeaseTable;
   service_settings: ServiceSettingTable;
+  event_types: EventTypeTable;
 }
 
 export type Db = Kysely<Database>;

@@ -19,6 +19,7 @@ import { createGroupCommitter, type GroupCommitter } from '../db/group-commit.js
 import type { Db } from '../db/database.js';
 import type { Config } from '../config.js';
 import { insertDeadLetter } from '../dlq/dlq-repository.js';
+import { emitOperationalEvent, isOperationalType } from '../events/operational-events.js';
 import { DLQ_FULL_REASON, disableWebhook, GONE_REASON } from '../webhooks/webhook-state.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -156,14 +157,32 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
             lastError: attempt.error ?? 'unknown error',
             attempts: attempt.attemptNumber,
           });
+          // An operational event's own death is not announced: no loop.
+          if (!isOperationalType(delivery.event_type)) {
+            await emitOperationalEvent(trx, delivery.tenant_id, 'hookrelay.delivery.dead', {
+              delivery_id: delivery.id,
+              event_id: delivery.event_id,
+              webhook_id: delivery.webhook_id,
+              event_type: delivery.event_type,
+              last_error: attempt.error ?? 'unknown error',
+              attempts: attempt.attemptNumber,
+            });
+          }
           if (outcome.dlqFull) {
             dlqFull++;
-            await disableWebhook(trx, {
+            const disabled = await disableWebhook(trx, {
               webhookId: delivery.webhook_id,
               tenantId: delivery.tenant_id,
               reason: DLQ_FULL_REASON,
               details: { delivery_id: delivery.id, max_dlq_size: outcome.maxSize },
             });
+            if (disabled) {
+              await emitOperationalEvent(trx, delivery.tenant_id, 'hookrelay.dlq.full', {
+                webhook_id: delivery.webhook_id,
+                delivery_id: delivery.id,
+                max_dlq_size: outcome.maxSize,
+              });
+            }
           }
         }
       }

@@ -170,7 +170,10 @@ export type FinalState =
 
 /** An attempt's end, as `recordAttempts` writes it. */
 export interface AttemptEnd {
-  delivery: Pick<LoadedDelivery, 'id' | 'tenant_id' | 'webhook_id' | 'event_id' | 'traceparent'>;
+  delivery: Pick<
+    LoadedDelivery,
+    'id' | 'tenant_id' | 'webhook_id' | 'event_id' | 'traceparent' | 'event_type'
+  >;
   attempt: AttemptRecord;
   state: FinalState;
   /** The webhook's failing_since to set: 'healthy' clears it, 'failing' starts it; undefined leaves it. */

@@ -3,6 +3,8 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { actingTenant } from '../tenancy/caller.js';
 import type { DirectDispatch } from '../delivery/deliver-batch.js';
+import { createEventCatalog } from '../event-types/event-type-catalog.js';
+import { isOperationalType, OPERATIONAL_PREFIX } from './operational-events.js';
 import type { RouteDeps } from '../http/deps.js';
 import { principalOf } from '../http/request-context.js';
 import { bodyValidator, queryValidator, uuidParam } from '../http/validation.js';
@@ -61,6 +63,7 @@ export function eventRoutes(
 ): Router {
   const ingestion = options.ingestion ?? createIngestionService(deps);
   const events = createEventService(deps);
+  const catalog = createEventCatalog(deps);
   const router = new Router();
 
   router.post('/events', async (ctx) => {
@@ -72,6 +75,13 @@ export function eventRoutes(
         details: [{ field: '/payload', message: `must not nest deeper than ${MAX_PAYLOAD_DEPTH} levels` }],
       });
     }
+    if (isOperationalType(body.type)) {
+      throw new AppError('invalid_request', 'The request body is invalid.', {
+        details: [{ field: '/type', message: `types under ${OPERATIONAL_PREFIX} are the service's own` }],
+      });
+    }
+    const { deprecated } = await catalog.check(tenantId, body.type, body.payload);
+    if (deprecated) ctx.set('Deprecation', 'true');
     const { replayed, rateLimit, ...answer } = await ingestion.ingest({
       tenantId,
       type: body.type,

@@ -7,7 +7,8 @@
  * so the list below is every entry that matches, at most one per dot in the type plus two.
  */
 export function filtersMatching(type: string): string[] {
-  const filters = [type, '*'];
+  // `*` is every type of the tenant's own; the service's operational events must be named.
+  const filters = type.startsWith('hookrelay.') ? [type] : [type, '*'];
   for (let i = type.indexOf('.'); i !== -1 && i < type.length - 1; i = type.indexOf('.', i + 1)) {
     filters.push(`${type.slice(0, i)}.*`);
   }
@@ -16,7 +17,8 @@ export function filtersMatching(type: string): string[] {
 
 /** The same rule for one entry, for code and tests that hold a single filter. */
 export function filterMatches(filter: string, type: string): boolean {
-  if (filter === '*' || filter === type) return true;
+  if (filter === type) return true;
+  if (filter === '*') return !type.startsWith('hookrelay.');
   if (!filter.endsWith('.*')) return false;
   const prefix = filter.slice(0, -1);
   return type.length > prefix.length && type.startsWith(prefix);

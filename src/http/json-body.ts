@@ -13,12 +13,36 @@ declare module 'koa' {
   }
 }
 
+const sendsBody = (headers: Record<string, string | string[] | undefined>): boolean =>
+  headers['transfer-encoding'] !== undefined ||
+  (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+
+const BODILESS_METHODS = ['GET', 'HEAD', 'DELETE', 'OPTIONS'];
+
+/**
+ * A body sent with a method that takes none (GET, HEAD, DELETE, OPTIONS) is read and dropped
+ * before the answer, up to MAX_PAYLOAD_BYTES (413 past it): answering while the client is still
+ * sending would make the connection end in a reset instead of the answer.
+ */
+export function discardUnusedBody(maxBytes: number): Middleware {
+  return async (ctx, next) => {
+    if (sendsBody(ctx.req.headers) && BODILESS_METHODS.includes(ctx.method)) {
+      try {
+        await getRawBody(ctx.req, { limit: maxBytes });
+      } catch (err) {
+        if ((err as { type?: string }).type === 'entity.too.large') {
+          throw new AppError('payload_too_large', `The request body is larger than ${maxBytes} bytes.`);
+        }
+        throw new AppError('invalid_request', 'The request body could not be read.', { cause: err });
+      }
+    }
+    await next();
+  };
+}
+
 export function jsonBody(maxBytes: number): Middleware {
   return async (ctx, next) => {
-    const hasBody =
-      ctx.req.headers['transfer-encoding'] !== undefined ||
-      (ctx.req.headers['content-length'] !== undefined && ctx.req.headers['content-length'] !== '0');
-    if (!hasBody || ['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(ctx.method)) {
+    if (!sendsBody(ctx.req.headers) || BODILESS_METHODS.includes(ctx.method)) {
       await next();
       return;
     }

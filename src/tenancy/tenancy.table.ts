@@ -6,6 +6,10 @@ export interface TenantTable {
   created_at: Generated<Date>;
   /** Tokens issued (`iat`) in this second or before are refused; null = none revoked. */
   tokens_valid_after: Date | null;
+  /** accept: any event type; reject: only those in event_types. */
+  unknown_event_types: ColumnType<'accept' | 'reject', 'accept' | 'reject' | undefined, 'accept' | 'reject'>;
+  /** Moves with every change to the tenant's catalog (migration 021). */
+  catalog_version: ColumnType<string, never, string>;
 }
 
 /** quota: a tenant's limits; an UPDATE in psql takes effect within seconds. */

@@ -213,6 +213,12 @@ export const webhookViewSchema = {
       type: 'string',
       description: 'hmac-sha256 webhooks, only in the 201 of POST /webhooks and in rotate-secret.',
     },
+    warnings: {
+      type: 'array',
+      items: { type: 'string' },
+      description:
+        'POST and PATCH only, when there is something to say: e.g. an exact event type that is not in the tenant\u2019s event type catalog (a typo?).',
+    },
   },
 } as const;
 

@@ -33,6 +33,8 @@ import {
 import type { WebhookOrdering, WebhookTable } from './webhook.table.js';
 import { releaseFifoOrder } from '../delivery/fifo.js';
 import { disableWebhook, disabledByReason, enableWebhook } from './webhook-state.js';
+import { emitOperationalEvent, isOperationalType } from '../events/operational-events.js';
+import { catalogNames } from '../event-types/event-type-repository.js';
 import { assertFilter, testFilter, type FilterTestAnswer } from './webhook-filter.js';
 import { assertWebhookUrl } from './webhook-url.js';
 
@@ -58,7 +60,27 @@ export interface WebhookView {
   updated_at: string;
   /** hmac-sha256 webhooks, where asked for. */
   secret?: string;
+  warnings?: string[];
 }
+
+/**
+ * Exact event types a webhook subscribes to that its tenant's catalog lacks, while the catalog
+ * has entries: the answer says so (201 all the same), so that a typo shows.
+ */
+async function catalogWarnings(db: Db, tenantId: string, eventTypes: readonly string[]): Promise<string[]> {
+  const exact = eventTypes.filter(
+    (entry) => entry !== '*' && !entry.endsWith('.*') && !isOperationalType(entry),
+  );
+  if (exact.length === 0) return [];
+  const known = new Set(await catalogNames(db, tenantId));
+  if (known.size === 0) return [];
+  return exact
+    .filter((name) => !known.has(name))
+    .map((name) => `event type ${name} is not in the event type catalog`);
+}
+
+const withWarnings = (view: WebhookView, warnings: string[]): WebhookView =>
+  warnings.length > 0 ? { ...view, warnings } : view;
 
 /** `whsec_` + base64 of 32 random bytes, the Standard Webhooks form. */
 export function generateSecret(): string {
@@ -201,7 +223,10 @@ export function createWebhookService(deps: {
           disabledReason: enabled ? null : disabledByReason(actorOf(caller.principal)),
         });
         await writeAudit(trx, audit(caller, row, 'webhook.created', auditedFields(row)));
-        return toWebhookView(row, { secret });
+        return withWarnings(
+          toWebhookView(row, { secret }),
+          await catalogWarnings(trx, tenantId, row.event_types),
+        );
       });
     },
 
@@ -277,7 +302,10 @@ export function createWebhookService(deps: {
             ...(resumed > 0 ? { resumed_deliveries: resumed } : {}),
           }),
         );
-        return toWebhookView(after);
+        const warnings = body.event_types
+          ? await catalogWarnings(trx, after.tenant_id, after.event_types)
+          : [];
+        return withWarnings(toWebhookView(after), warnings);
       });
     },
 
@@ -312,6 +340,10 @@ export function createWebhookService(deps: {
             previous_secret_expires_at: after.previous_secret_expires_at?.toISOString() ?? null,
           }),
         );
+        await emitOperationalEvent(trx, after.tenant_id, 'hookrelay.webhook.secret_rotated', {
+          webhook_id: after.id,
+          previous_secret_expires_at: after.previous_secret_expires_at?.toISOString() ?? null,
+        });
         return toWebhookView(after, { secret });
       });
     },

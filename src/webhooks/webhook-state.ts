@@ -6,13 +6,15 @@
  * sweep, or the PATCH.
  *
  * A disabled webhook's deliveries wait as `paused` when their jobs come up; enabling it queues
- * them again, each continuing its series.
+ * them again, each continuing its series. Disabling and enabling emit `hookrelay.webhook.disabled`
+ * and `hookrelay.webhook.enabled` into the tenant's stream, in the same transaction.
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { writeAudit } from '../audit/audit-repository.js';
 import type { Database } from '../db/database.js';
 import { enqueueDeliveries } from '../delivery/enqueue.js';
 import { AppError } from '../errors.js';
+import { emitOperationalEvent } from '../events/operational-events.js';
 import type { WebhookRow } from './webhook-repository.js';
 
 /** `disabled_reason` of each automatic disable. */
@@ -61,7 +63,14 @@ export async function disableWebhook(
     requestId: disable.requestId ?? null,
     details: { reason: disable.reason, ...disable.details },
   });
-  return rows[0];
+  const row = rows[0]!;
+  await emitOperationalEvent(db, row.tenant_id, 'hookrelay.webhook.disabled', {
+    webhook_id: row.id,
+    url: row.url,
+    reason: disable.reason,
+    disabled_at: (row.disabled_at ?? new Date()).toISOString(),
+  });
+  return row;
 }
 
 /**
@@ -81,7 +90,14 @@ export async function enableWebhook(
     returning *
   `.execute(db);
   if (rows.length === 0) return undefined;
-  return { row: rows[0]!, resumed: await resumePausedDeliveries(db, webhookId) };
+  const row = rows[0]!;
+  const resumed = await resumePausedDeliveries(db, webhookId);
+  await emitOperationalEvent(db, row.tenant_id, 'hookrelay.webhook.enabled', {
+    webhook_id: row.id,
+    url: row.url,
+    resumed_deliveries: resumed,
+  });
+  return { row, resumed };
 }
 
 /**

@@ -119,6 +119,11 @@ const routes: Route[] = [
     403,
     'forbidden',
   ],
+  ['GET', () => '/event-types?tenant_id=tenant-b', undefined, 403, 'forbidden'],
+  ['PUT', () => '/event-types/bob.private', { tenant_id: 'tenant-b' }, 403, 'forbidden'],
+  ['GET', () => '/event-types/bob.private?tenant_id=tenant-b', undefined, 403, 'forbidden'],
+  ['DELETE', () => '/event-types/bob.private?tenant_id=tenant-b', undefined, 403, 'forbidden'],
+  ['PUT', () => '/tenants/tenant-b/settings', { unknown_event_types: 'reject' }, 403, 'forbidden'],
   ['GET', () => '/dlq?tenant_id=tenant-b', undefined, 403, 'forbidden'],
   ['POST', () => `/dlq/${b.deliveryId}/retry`, undefined, 404, 'not_found'],
   ['POST', () => `/dlq/${b.deliveryId}/retry`, { tenant_id: 'tenant-b' }, 403, 'forbidden'],
@@ -154,7 +159,8 @@ describe("tenant A's token against tenant B's objects", () => {
           `${method} ${path()
             .split('?')[0]!
             .replace(/[0-9a-f-]{36}/g, ':id')
-            .replace(/^\/tenants\/[^/]+/, '/tenants/:tenant_id')}`,
+            .replace(/^\/tenants\/[^/]+/, '/tenants/:tenant_id')
+            .replace(/^\/event-types\/[^/]+/, '/event-types/:name')}`,
       ),
     );
     walked.add('GET /webhooks').add('GET /events').add('GET /dlq').add('GET /audit-log'); // lists: next test

@@ -9,7 +9,13 @@ import { withTestDatabase } from '../helpers/database.js';
 
 type ColumnsOf<T> = { [K in keyof T]-?: true };
 const columns: { [T in keyof Database]: ColumnsOf<Database[T]> } = {
-  tenants: { id: true, created_at: true, tokens_valid_after: true },
+  tenants: {
+    id: true,
+    created_at: true,
+    tokens_valid_after: true,
+    unknown_event_types: true,
+    catalog_version: true,
+  },
   quotas: {
     tenant_id: true,
     max_events_per_sec: true,
@@ -92,6 +98,15 @@ const columns: { [T in keyof Database]: ColumnsOf<Database[T]> } = {
   event_rate_windows: { tenant_id: true, slot_numbers: true, slot_counts: true, updated_at: true },
   delivery_leases: { delivery_id: true, tenant_id: true, worker_id: true, acquired_at: true },
   service_settings: { name: true, value: true, updated_at: true },
+  event_types: {
+    tenant_id: true,
+    name: true,
+    description: true,
+    schema: true,
+    deprecated: true,
+    created_at: true,
+    updated_at: true,
+  },
 };
 
 let ctx: Awaited<ReturnType<typeof withTestDatabase>>;

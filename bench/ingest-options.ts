@@ -1,9 +1,10 @@
 /**
- * `npm run bench:filters`: what payload filters cost at ingest. One ROLE=api process (no
- * delivery) on a fresh PostgreSQL per run, one tenant with 10 webhooks on `bench.*`, 64 clients
- * posting events as fast as they are answered. Runs alternate: 10 webhooks without a filter,
- * then 10 each with its own filter, and so on. Every filter matches every event, so both kinds
- * of run create 10 deliveries per event: the difference is what evaluating filters costs.
+ * `npm run bench:ingest-options`: what payload filters and event type schemas cost at ingest.
+ * One ROLE=api process (no delivery) on a fresh PostgreSQL per run, one tenant with 10 webhooks
+ * on `bench.*`, 64 clients posting events as fast as they are answered. Each round runs three
+ * kinds in turn: plain; each webhook with its own filter; the event type with a JSON Schema in
+ * the catalog. Every filter matches every event and every payload passes the schema, so every
+ * run creates 10 deliveries per event: the differences are what filters and schemas cost.
  *
  *   --seconds N   length of each run (default 15)
  *   --rounds N    runs of each kind (default 2)
@@ -24,11 +25,23 @@ const SECONDS = flag('seconds', 15);
 const ROUNDS = flag('rounds', 2);
 const CLIENTS = 64;
 const WEBHOOKS = 10;
+/** What each bench payload is checked against in the schema runs. */
+const PAYLOAD_SCHEMA = {
+  type: 'object',
+  required: ['i', 'region', 'amount'],
+  properties: {
+    i: { type: 'integer', minimum: 0 },
+    region: { type: 'string', enum: ['eu', 'us'] },
+    amount: { type: 'number', minimum: 0 },
+  },
+};
 /** Warm-up before each measured run (a fresh process compiles its hot paths first). */
 const WARM_UP_SECONDS = 3;
 
 /** Events accepted per second with WEBHOOKS webhooks, each with a filter or none. */
-async function ingestRate(withFilters: boolean): Promise<number> {
+type Kind = 'plain' | 'filters' | 'schema';
+
+async function ingestRate(kind: Kind): Promise<number> {
   const database = await startBenchDatabase('hookrelay-bench-filters-');
   const service = await startServiceProcess({ DATABASE_URL: database.url, ROLE: 'api' });
   try {
@@ -40,9 +53,13 @@ async function ingestRate(withFilters: boolean): Promise<number> {
       const created = await client.post('/webhooks', {
         url: 'https://example.com/h',
         event_types: ['bench.*'],
-        ...(withFilters ? { filter } : {}),
+        ...(kind === 'filters' ? { filter } : {}),
       });
       if (created.status !== 201) throw new Error(`webhook create failed: ${created.status} ${created.body}`);
+    }
+    if (kind === 'schema') {
+      const put = await client.put('/event-types/bench.filtered', { schema: PAYLOAD_SCHEMA });
+      if (put.status !== 201) throw new Error(`event type create failed: ${put.status} ${put.body}`);
     }
     const send = (i: number) =>
       client
@@ -60,19 +77,22 @@ async function ingestRate(withFilters: boolean): Promise<number> {
   }
 }
 
-const rates = { none: [] as number[], filtered: [] as number[] };
+const kinds: Kind[] = ['plain', 'filters', 'schema'];
+const labels: Record<Kind, string> = {
+  plain: '10 webhooks, no filter, no schema',
+  filters: '10 webhooks, each with a filter',
+  schema: '10 webhooks, the type with a JSON Schema',
+};
+const rates: Record<Kind, number[]> = { plain: [], filters: [], schema: [] };
 for (let round = 1; round <= ROUNDS; round++) {
-  const none = await ingestRate(false);
-  rates.none.push(none);
-  line(`round ${round}: 10 webhooks, no filter (events/s)`, fmt(none));
-  const filtered = await ingestRate(true);
-  rates.filtered.push(filtered);
-  line(`round ${round}: 10 webhooks, each with a filter (events/s)`, fmt(filtered));
+  for (const kind of kinds) {
+    const rate = await ingestRate(kind);
+    rates[kind].push(rate);
+    line(`round ${round}: ${labels[kind]} (events/s)`, fmt(rate));
+  }
 }
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-line('mean without filters (events/s)', fmt(mean(rates.none)));
-line('mean with filters (events/s)', fmt(mean(rates.filtered)));
-line(
-  'filters cost (target: within 20%)',
-  `${fmt((1 - mean(rates.filtered) / mean(rates.none)) * 100, 1)}% fewer events/s`,
-);
+for (const kind of kinds) line(`mean, ${labels[kind]} (events/s)`, fmt(mean(rates[kind])));
+const cost = (kind: Kind) => `${fmt((1 - mean(rates[kind]) / mean(rates.plain)) * 100, 1)}% fewer events/s`;
+line('filters cost (target: within 20%)', cost('filters'));
+line('schemas cost (target: within 15%)', cost('schema'));
