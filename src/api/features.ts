@@ -14,6 +14,8 @@ import { eventOperations } from '../events/event-openapi.js';
 import { eventRoutes } from '../events/event-routes.js';
 import type { RouteDeps } from '../http/deps.js';
 import type { Operation } from '../http/operation.js';
+import { portalSessionOperations } from '../portal/portal-session-openapi.js';
+import { portalSessionRoutes } from '../portal/portal-session-routes.js';
 import { quotaOperations } from '../tenancy/quota-openapi.js';
 import { quotaRoutes } from '../tenancy/quota-routes.js';
 import { tenantOperations } from '../tenancy/tenant-openapi.js';
@@ -45,4 +47,5 @@ export const features: readonly Feature[] = [
   { name: 'quotas', routes: quotaRoutes, operations: quotaOperations },
   { name: 'audit log', routes: auditRoutes, operations: auditOperations },
   { name: 'tenants', routes: tenantRoutes, operations: tenantOperations },
+  { name: 'portal', routes: portalSessionRoutes, operations: portalSessionOperations },
 ];

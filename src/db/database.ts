@@ -16,6 +16,7 @@ import type {
   TenantTable,
 } from '../tenancy/tenancy.table.js';
 import type { WebhookTable } from '../webhooks/webhook.table.js';
+import type { PortalLinkTable } from '../portal/portal.table.js';
 import type { ServiceSettingTable } from './service-settings.js';
 
 /** The service's tables, as Kysely sees them. test/integration/schema.test.ts keeps this in step with the database. */
@@ -33,6 +34,7 @@ export interface Database {
   event_rate_windows: EventRateWindowTable;
   delivery_leases: DeliveryLeaseTable;
   service_settings: ServiceSettingTable;
+  portal_links: PortalLinkTable;
 }
 
 export type Db = Kysely<Database>;
