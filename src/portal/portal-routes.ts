@@ -76,7 +76,8 @@ export function portalHeaders(frameAncestors: readonly string[]): Record<string,
     'Content-Security-Policy': `default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors ${ancestors}`,
     ...(frameAncestors.length === 0 ? { 'X-Frame-Options': 'DENY' } : {}),
     'X-Content-Type-Options': 'nosniff',
-    'Referrer-Policy': 'no-referrer',
+    // Not no-referrer: with it, Chromium sends `Origin: null` on the portal's own form posts.
+    'Referrer-Policy': 'same-origin',
     'Cache-Control': 'no-store',
   };
 }
