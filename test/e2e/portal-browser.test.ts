@@ -73,9 +73,11 @@ describe('the portal in Chromium', () => {
     await page.goto(res.body.url);
     expect(new URL(page.url()).pathname).toBe('/portal/');
     await expect(page.locator('h1').textContent()).resolves.toBe('Overview');
-    expect(await page.evaluate(() => Object.keys(localStorage).length)).toBe(0);
+    expect(await page.evaluate<number>('Object.keys(localStorage).length')).toBe(0);
     await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    expect(await page.evaluate<string | undefined>('document.activeElement?.textContent')).toBe(
+      'Skip to content',
+    );
     await shot('01-overview-empty');
   });
 
@@ -166,7 +168,9 @@ describe('the portal in Chromium', () => {
       ['12-mobile-overview', 'Overview'],
     ] as const) {
       await page.getByRole('link', { name: link }).click();
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      const overflow = await page.evaluate<number>(
+        'document.documentElement.scrollWidth - window.innerWidth',
+      );
       expect(overflow, name).toBeLessThanOrEqual(0);
       await shot(name);
     }
