@@ -56,6 +56,11 @@ export interface Config {
   retentionDays: number;
   /** How often each worker process runs the retention sweep (RETENTION_SWEEP_MS). */
   retentionSweepMs: number;
+  /**
+   * Who may frame the portal's pages (PORTAL_FRAME_ANCESTORS, space-separated CSP sources);
+   * empty = nobody (`frame-ancestors 'none'`, `X-Frame-Options: DENY`).
+   */
+  portalFrameAncestors: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -194,6 +199,22 @@ function secretsKeys(env: Env): SecretsKey[] {
   return keys;
 }
 
+/** CSP sources: `'self'`, a scheme-and-host origin (wildcard subdomain allowed), nothing that could end the directive. */
+const FRAME_SOURCE = /^(?:'self'|https?:\/\/(?:\*\.)?[A-Za-z0-9.-]+(?::\d{1,5})?)$/;
+
+function frameAncestors(env: Env): string[] {
+  const sources = (env.PORTAL_FRAME_ANCESTORS ?? '').split(/[\s,]+/).filter((s) => s !== '');
+  for (const source of sources) {
+    if (!FRAME_SOURCE.test(source)) {
+      throw new ConfigError(
+        'PORTAL_FRAME_ANCESTORS',
+        `must be space-separated origins (https://app.example.com) or 'self', "${source}" is not one`,
+      );
+    }
+  }
+  return sources;
+}
+
 const LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] as const;
 
 export function parseConfig(env: Env = process.env): Readonly<Config> {
@@ -238,6 +259,7 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
     webhookAutoDisableSweepMs: integer(env, 'WEBHOOK_AUTO_DISABLE_SWEEP_MS', 60_000, 50, 24 * 3600 * 1000),
     retentionDays: integer(env, 'RETENTION_DAYS', 30, 0, 3650),
     retentionSweepMs: integer(env, 'RETENTION_SWEEP_MS', 60_000, 50, 24 * 3600 * 1000),
+    portalFrameAncestors: Object.freeze(frameAncestors(env)),
   };
   return Object.freeze(config);
 }

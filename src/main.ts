@@ -15,6 +15,7 @@ const tracing = await startTracing().catch((err: Error) => {
 const { ConfigError, parseConfig } = await import('./config.js');
 const { signToken } = await import('./http/auth.js');
 const { startService } = await import('./service.js');
+const { createPortalLink } = await import('./portal/portal-links.js');
 
 let config: Readonly<Config>;
 try {
@@ -34,6 +35,7 @@ const service = await startService(config).catch((err: Error) => {
 
 if (!config.isProduction && service.url) {
   const adminToken = await signToken(service.jwtSecret, { tenantId: 'admin', role: 'admin' });
+  const portalLink = await createPortalLink(service.database.db, 'acme');
   // On stderr, once, outside the JSON log lines on stdout: logs never hold a token.
   process.stderr.write(
     [
@@ -42,6 +44,8 @@ if (!config.isProduction && service.url) {
       `  Admin token (development):`,
       `    ${adminToken}`,
       `  Tenant token:  npm run --silent token -- --tenant acme`,
+      `  Portal for tenant acme (one-time link, 10 min):`,
+      `    ${service.url}${portalLink.path}`,
       '',
       '',
     ].join('\n'),

@@ -10,6 +10,7 @@ import { healthRoutes } from './health-routes.js';
 import { discardUnusedBody, jsonBody } from '../http/json-body.js';
 import { requestContext } from '../http/request-context.js';
 import { features, type AppDeps } from './features.js';
+import { portalRoutes } from '../portal/portal-routes.js';
 
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
@@ -24,6 +25,12 @@ export function createApp(deps: AppDeps): Koa {
 
   const open = healthRoutes(deps);
   app.use(open.routes());
+  // The portal's pages: a cookie session of their own, not the bearer token.
+  // POST /portal/sessions is an API route (bearer token), below with the features.
+  const portal = portalRoutes(deps).routes() as Koa.Middleware;
+  app.use((ctx, next) =>
+    ctx.path.startsWith('/portal') && ctx.path !== '/portal/sessions' ? portal(ctx, next) : next(),
+  );
 
   const revocations = deps.tokenRevocations;
   const auth = authenticate(deps.jwtSecrets, revocations ? { tokensValidAfter: revocations.validAfter } : {});

@@ -16,6 +16,8 @@ import { eventTypeOperations } from '../event-types/event-type-openapi.js';
 import { eventTypeRoutes } from '../event-types/event-type-routes.js';
 import type { RouteDeps } from '../http/deps.js';
 import type { Operation } from '../http/operation.js';
+import { portalSessionOperations } from '../portal/portal-session-openapi.js';
+import { portalSessionRoutes } from '../portal/portal-session-routes.js';
 import { quotaOperations } from '../tenancy/quota-openapi.js';
 import { quotaRoutes } from '../tenancy/quota-routes.js';
 import { tenantOperations } from '../tenancy/tenant-openapi.js';
@@ -48,4 +50,5 @@ export const features: readonly Feature[] = [
   { name: 'quotas', routes: quotaRoutes, operations: quotaOperations },
   { name: 'audit log', routes: auditRoutes, operations: auditOperations },
   { name: 'tenants', routes: tenantRoutes, operations: tenantOperations },
+  { name: 'portal', routes: portalSessionRoutes, operations: portalSessionOperations },
 ];

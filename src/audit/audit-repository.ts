@@ -22,11 +22,15 @@ export interface AuditEntry {
 
 export const actorOf = (principal: Principal): string => `${principal.tenantId}:${principal.role}`;
 
-/** An entry for what a caller did: the actor and request id come from the caller. */
+/**
+ * An entry for what a caller did: the actor and request id come from the caller, and a change
+ * made through the portal says so in its details (`"via": "portal"`).
+ */
 export const byCaller = (caller: Caller, entry: Omit<AuditEntry, 'actor' | 'requestId'>): AuditEntry => ({
   actor: actorOf(caller.principal),
   requestId: caller.requestId,
   ...entry,
+  ...(caller.via !== undefined ? { details: { ...entry.details, via: caller.via } } : {}),
 });
 
 export async function writeAudit(db: Kysely<Database>, entry: AuditEntry): Promise<void> {

@@ -16,6 +16,7 @@ import type {
   TenantTable,
 } from '../tenancy/tenancy.table.js';
 import type { WebhookTable } from '../webhooks/webhook.table.js';
+import type { PortalLinkTable } from '../portal/portal.table.js';
 import type { ServiceSettingTable } from './service-settings.js';
 import type { EventTypeTable } from '../event-types/event-type.table.js';
 
@@ -35,6 +36,7 @@ export interface Database {
   delivery_leases: DeliveryLeaseTable;
   service_settings: ServiceSettingTable;
   event_types: EventTypeTable;
+  portal_links: PortalLinkTable;
 }
 
 export type Db = Kysely<Database>;

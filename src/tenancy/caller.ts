@@ -16,6 +16,8 @@ export interface Principal {
 export interface Caller {
   principal: Principal;
   requestId: string;
+  /** Where the request came from when not the JSON API: the tenant portal's pages. */
+  via?: 'portal';
 }
 
 /** A tenant id, as JSON schemas write it. */

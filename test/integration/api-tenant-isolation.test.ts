@@ -133,6 +133,7 @@ const routes: Route[] = [
   ['GET', () => '/audit-log?tenant_id=tenant-b', undefined, 403, 'forbidden'],
   ['POST', () => '/tenants/tenant-b/revoke-tokens', undefined, 403, 'forbidden'],
   ['POST', () => '/tenants/tenant-a/revoke-tokens', undefined, 403, 'forbidden'],
+  ['POST', () => '/portal/sessions', { tenant_id: 'tenant-b' }, 403, 'forbidden'],
 ];
 
 describe("tenant A's token against tenant B's objects", () => {

@@ -9,6 +9,7 @@ import { withTestDatabase } from '../helpers/database.js';
 
 type ColumnsOf<T> = { [K in keyof T]-?: true };
 const columns: { [T in keyof Database]: ColumnsOf<Database[T]> } = {
+  portal_links: { token_hash: true, tenant_id: true, created_at: true, expires_at: true, used_at: true },
   tenants: {
     id: true,
     created_at: true,

@@ -11,7 +11,17 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const SRC = path.resolve(import.meta.dirname, '../../src');
-const FEATURES = ['audit', 'delivery', 'dlq', 'event-types', 'events', 'retention', 'tenancy', 'webhooks'];
+const FEATURES = [
+  'audit',
+  'delivery',
+  'dlq',
+  'event-types',
+  'events',
+  'portal',
+  'retention',
+  'tenancy',
+  'webhooks',
+];
 const HTTP_FACING = /-(routes|schemas|openapi)\.ts$/;
 
 function sourceFiles(dir: string): string[] {
