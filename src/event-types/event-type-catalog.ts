@@ -84,8 +84,21 @@ export function createEventCatalog(deps: { db: Kysely<Database>; recheckMs?: num
   const recheckMs = deps.recheckMs ?? 1000;
   const ajv = createSchemaAjv();
   const cache = new Map<string, CompiledCatalog>();
+  /** A refresh in progress per tenant: requests that find the entry due share one query. */
+  const refreshing = new Map<string, Promise<CompiledCatalog>>();
 
-  async function compiled(tenantId: string): Promise<CompiledCatalog> {
+  function compiled(tenantId: string): Promise<CompiledCatalog> {
+    const known = cache.get(tenantId);
+    if (known && Date.now() - known.checkedAt < recheckMs) return Promise.resolve(known);
+    let refresh = refreshing.get(tenantId);
+    if (!refresh) {
+      refresh = refreshed(tenantId).finally(() => refreshing.delete(tenantId));
+      refreshing.set(tenantId, refresh);
+    }
+    return refresh;
+  }
+
+  async function refreshed(tenantId: string): Promise<CompiledCatalog> {
     const now = Date.now();
     const known = cache.get(tenantId);
     if (known && now - known.checkedAt < recheckMs) return known;
