@@ -43,6 +43,19 @@ const when = (iso: string | Date | null | undefined): string =>
 
 const status = (value: string): Html => html`<span class="status status-${value}">${value}</span>`;
 
+/** The since/until inputs and the submit button every filter form ends with. */
+function timeRangeFields(filter: { since: string; until: string }) {
+  return html`<div>
+      <label for="since">Since (UTC)</label
+      ><input id="since" name="since" type="datetime-local" value="${filter.since}" />
+    </div>
+    <div>
+      <label for="until">Until (UTC)</label
+      ><input id="until" name="until" type="datetime-local" value="${filter.until}" />
+    </div>
+    <div><button type="submit">Filter</button></div>`;
+}
+
 export function layout(
   page: PageContext,
   title: string,
@@ -432,15 +445,7 @@ export function eventsPage(
             )}
           </select>
         </div>
-        <div>
-          <label for="since">Since (UTC)</label
-          ><input id="since" name="since" type="datetime-local" value="${filter.since}" />
-        </div>
-        <div>
-          <label for="until">Until (UTC)</label
-          ><input id="until" name="until" type="datetime-local" value="${filter.until}" />
-        </div>
-        <div><button type="submit">Filter</button></div>
+        ${timeRangeFields(filter)}
       </form>
       <section class="card">
         <table class="stack">
@@ -645,15 +650,7 @@ export function dlqPage(
             )}
           </select>
         </div>
-        <div>
-          <label for="since">Since (UTC)</label
-          ><input id="since" name="since" type="datetime-local" value="${filter.since}" />
-        </div>
-        <div>
-          <label for="until">Until (UTC)</label
-          ><input id="until" name="until" type="datetime-local" value="${filter.until}" />
-        </div>
-        <div><button type="submit">Filter</button></div>
+        ${timeRangeFields(filter)}
       </form>
       ${
         filter.webhook_id
