@@ -20,16 +20,15 @@ export async function queueStalledFifoHeads(db: Kysely<Database>, staleAfterMs: 
     next_attempt_at: Date | null;
   }>`
     with heads as (
-      select distinct on (d.webhook_id) d.id, d.attempt_count + 1 as attempt, d.tenant_id, d.status,
-             d.next_attempt_at, d.updated_at
+      select distinct on (d.webhook_id) d.id, d.webhook_id, d.attempt_count + 1 as attempt, d.tenant_id,
+             d.status, d.next_attempt_at, d.updated_at
         from deliveries d
        where d.fifo_seq is not null and d.status in ('pending', 'failed', 'paused')
        order by d.webhook_id, d.fifo_seq
     )
     select h.id, h.attempt, h.tenant_id, h.next_attempt_at
       from heads h
-      join deliveries d on d.id = h.id
-      join webhooks w on w.id = d.webhook_id and w.enabled and w.ordering = 'fifo'
+      join webhooks w on w.id = h.webhook_id and w.enabled and w.ordering = 'fifo'
      where h.status in ('pending', 'failed')
        and coalesce(h.next_attempt_at, h.updated_at) < now() - ${staleAfterMs} * interval '1 millisecond'
        and not exists (select 1 from delivery_leases l where l.delivery_id = h.id)

@@ -98,10 +98,10 @@ export function createEventCatalog(deps: { db: Kysely<Database>; recheckMs?: num
     return refresh;
   }
 
+  /** The tenant's entry after comparing its version (or loading it): called only when it is due. */
   async function refreshed(tenantId: string): Promise<CompiledCatalog> {
     const now = Date.now();
     const known = cache.get(tenantId);
-    if (known && now - known.checkedAt < recheckMs) return known;
     if (known) {
       const head = await catalogVersion(deps.db, tenantId);
       if (head && head.version === known.version) {

@@ -28,7 +28,6 @@ const validateTenantQuery = queryValidator<TenantQuery>(tenantQuerySchema);
 
 const queryOf = (ctx: Context): Record<string, unknown> => ({ ...ctx.query });
 
-/** The Idempotency-Key header: absent, or 1–255 characters. */
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
