@@ -2,11 +2,24 @@
  * `node --import tsx bench/profile.ts [rate] [seconds] [receiverDelayMs]`: one open-loop phase
  * against one ROLE=all service on a fresh PostgreSQL with pg_stat_statements, then the
  * statements that took the database's time, per delivery. For finding where a phase's time goes;
- * BENCH_SERVICE_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' adds a V8 profile of the service.
+ * BENCH_SERVICE_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' adds a V8 profile of the service;
+ * PROFILE_WARM_RATE=N warms the service up at N events/s (default 200) instead, PROFILE_CLOSED=N
+ * runs N clients back to back (the bench's saturation phase) instead of the open loop,
+ * PROFILE_ENV='{"ROLE":"api"}' sets service variables (with PROFILE_NO_DELIVERY=1 for ROLE=api).
  */
 import pg from 'pg';
 import { signToken } from '../src/http/auth.js';
-import { cpuMeter, createClient, fmt, line, openLoop, percentile, startReceiver, waitUntil } from './lib.js';
+import {
+  closedLoop,
+  cpuMeter,
+  createClient,
+  fmt,
+  line,
+  openLoop,
+  percentile,
+  startReceiver,
+  waitUntil,
+} from './lib.js';
 import {
   BENCH_JWT_SECRET,
   pendingDeliveries,
@@ -28,7 +41,7 @@ try {
   await raiseQuotas(service.baseUrl, 'bench');
   await client.post('/webhooks', { url: receiver.url, event_types: ['bench.*'] });
   // Warm up (JIT, prepared statements, pools), as a running service is.
-  await openLoop(200, 2, (i, sentAt) =>
+  await openLoop(Number(process.env.PROFILE_WARM_RATE ?? 200), 2, (i, sentAt) =>
     client.post('/events', { type: 'bench.warmup', payload: { i, sent_at: sentAt } }).then((r) => r.status),
   );
   if (!process.env.PROFILE_NO_DELIVERY)
@@ -39,9 +52,11 @@ try {
   await admin.query('select pg_stat_statements_reset()');
   const cpu = cpuMeter(() => [service.child.pid!], database.postmasterPid);
   await cpu.start();
-  const run = await openLoop(rate, seconds, (i, sentAt) =>
-    client.post('/events', { type: 'bench.event', payload: { i, sent_at: sentAt } }).then((r) => r.status),
-  );
+  const send = (i: number, sentAt: number) =>
+    client.post('/events', { type: 'bench.event', payload: { i, sent_at: sentAt } }).then((r) => r.status);
+  // PROFILE_CLOSED=N: N clients back to back (the bench's saturation phase) instead of the open loop.
+  const closed = Number(process.env.PROFILE_CLOSED ?? 0);
+  const run = closed > 0 ? await closedLoop(closed, seconds, send) : await openLoop(rate, seconds, send);
   if (!process.env.PROFILE_NO_DELIVERY)
     await waitUntil(async () => (await pendingDeliveries(database.url)) === 0, 120_000);
   const lat = receiver.takeLatencies().sort((a, b) => a - b);

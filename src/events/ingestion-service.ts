@@ -262,7 +262,10 @@ export function createIngestionService(deps: {
     } finally {
       if (room > 0) deps.dispatch!.release(room - (stored?.leased.length ?? 0));
     }
-    if (stored.leased.length > 0) deps.dispatch!.send(stored.leased);
+    // Sent once this turn's answers are written: the 202s do not wait for the requests' signing
+    // and writing, and the requests go out a moment later (the next turn of the event loop).
+    const leased = stored.leased;
+    if (leased.length > 0) setImmediate(() => deps.dispatch!.send(leased));
     const results = answers(events, admissions, stored.results);
     const accepted = results.filter((r) => r.status === 'fulfilled').length;
     metrics.eventsIngested.inc(accepted);
