@@ -233,7 +233,7 @@ export async function recordAttempts(
          and d.id = f.delivery_id
          and d.attempt_count = f.attempt_number - 1
          and d.status in ('pending', 'failed')
-      returning d.id
+      returning d.id, d.webhook_id, d.fifo_seq
     ), released as (
       delete from delivery_leases
        where delivery_id = any (array(select delivery_id from f)) and worker_id = ${leaseOwner}
@@ -250,8 +250,7 @@ export async function recordAttempts(
       select distinct on (n.webhook_id) n.id, n.attempt_count + 1 as attempt, n.tenant_id,
              n.next_attempt_at, null::text as traceparent, f.ord
         from f
-        join deliveries d on d.id = f.delivery_id and d.fifo_seq is not null
-        join recorded on recorded.id = f.delivery_id
+        join recorded d on d.id = f.delivery_id and d.fifo_seq is not null
         join deliveries n on n.webhook_id = d.webhook_id and n.fifo_seq > d.fifo_seq
                          and n.fifo_seq is not null and n.status in ('pending', 'failed')
        where f.status in ('succeeded', 'dead')
@@ -266,7 +265,9 @@ export async function recordAttempts(
       -- series while this attempt was in flight): its lease is released here, so it needs a job.
       select d.id, d.attempt_count + 1, d.tenant_id, null::int, d.next_attempt_at, f.traceparent, f.ord
         from f join deliveries d on d.id = f.delivery_id
-       where f.delivery_id not in (select id from recorded) and d.status in ('pending', 'failed')
+       -- By primary key: a generic plan would otherwise scan the table for pending deliveries.
+       where d.id = any (array(select delivery_id from f where delivery_id not in (select id from recorded)))
+         and d.status in ('pending', 'failed')
       union all
       select id, attempt, tenant_id, null::int, next_attempt_at, traceparent, ord from fifo_next
     ), ${deliveryJobCtes('retries')}
