@@ -7,6 +7,8 @@
  * whose quotas are lifted and one webhook that matches each event. Load comes from an
  * open-loop generator: request i is due at a fixed time whatever happened to earlier ones, and
  * every latency counts from that time, so a service that falls behind shows it as latency.
+ * Before a phase is measured, the fresh service runs 3 s at the phase's own rate (saturation:
+ * 2,000/s), unmeasured, and its backlog is let drain.
  *
  * A phase is void unless every request it sent is accounted for: accepted, refused (4xx/5xx)
  * or failed in transport (which voids it too), and every accepted event delivered or still
@@ -160,9 +162,13 @@ interface Stack {
   stop(): Promise<void>;
 }
 
-/** The unmeasured load a fresh delivering service gets before its phase. */
-const WARM_UP_RATE = 200;
-const WARM_UP_SECONDS = 2;
+/**
+ * The unmeasured load a fresh delivering service gets before its phase: its phase's own rate
+ * (saturation: WARM_UP_RATE), so that a phase measures a service running at that rate rather
+ * than one jumping to it from idle (the jump's first seconds are in docs/capacity-planning.md).
+ */
+const WARM_UP_RATE = 2000;
+const WARM_UP_SECONDS = 3;
 
 /** Every service process and database started, for peak RSS and for clean-up after a failure. */
 const started = { processes: [] as ServiceProcess[], databases: [] as BenchDatabase[] };
@@ -170,7 +176,7 @@ const started = { processes: [] as ServiceProcess[], databases: [] as BenchDatab
 async function startStack(
   prefix: string,
   receiverUrl: string,
-  options: { webhooks?: number; delivery?: boolean; statementStats?: boolean } = {},
+  options: { webhooks?: number; delivery?: boolean; statementStats?: boolean; warmUpRate?: number } = {},
 ): Promise<Stack> {
   const database = await startBenchDatabase(prefix, { statementStats: options.statementStats ?? false });
   started.databases.push(database);
@@ -206,7 +212,7 @@ async function startStack(
     // A fresh process compiles its hot paths during its first thousand requests or so: warm it
     // up, unmeasured (its deliveries arrive before the phase resets the receiver), as a running
     // service is.
-    await openLoop(WARM_UP_RATE, WARM_UP_SECONDS, (i, at) =>
+    await openLoop(options.warmUpRate ?? WARM_UP_RATE, WARM_UP_SECONDS, (i, at) =>
       client.post('/events', { type: 'bench.warmup', payload: { i, sent_at: at } }).then((r) => r.status),
     );
     await waitUntil(async () => (await pendingDeliveries(database.url)) === 0, 60_000);
@@ -254,8 +260,11 @@ async function loadPhase(
   name: string,
   receiver: Receiver,
   generate: (send: (i: number, at: number) => Promise<number>) => Promise<LoadResult>,
+  warmUpRate?: number,
 ): Promise<PhaseResult> {
-  const stack = await startStack(`hookrelay-bench-${name.replace(/\W+/g, '')}-`, receiver.url);
+  const stack = await startStack(`hookrelay-bench-${name.replace(/\W+/g, '')}-`, receiver.url, {
+    ...(warmUpRate === undefined ? {} : { warmUpRate }),
+  });
   try {
     receiver.reset();
     const meter = stack.cpu();
@@ -403,7 +412,12 @@ async function main(): Promise<void> {
       if (receiver !== immediate) receivers.push(receiver);
       process.stdout.write(`\n${receiverName(delayMs)}, open loop, one webhook per event:\n`);
       for (const rate of RATES) {
-        const result = await loadPhase(`${fmt(rate)}/s`, receiver, (send) => openLoop(rate, SECONDS, send));
+        const result = await loadPhase(
+          `${fmt(rate)}/s`,
+          receiver,
+          (send) => openLoop(rate, SECONDS, send),
+          rate,
+        );
         valid = printPhase(result, ceiling, false) && valid;
         results.push(result);
       }
