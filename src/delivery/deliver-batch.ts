@@ -459,12 +459,14 @@ function healthChange(delivery: LoadedDelivery, outcome: AttemptOutcome): Pick<A
 
 /**
  * MAX_IN_FLIGHT: requests a process keeps open at once, over all its jobs. A job takes room for
- * as much of its batch as is free (waiting only while nothing is), in arrival order, loads that
- * much and gives back what it did not lease; the rest of its batch goes back to the queue. So a
- * large batch never holds up a small one while there is room. Once closed, takers get 0.
+ * its whole batch, or at least a quarter of MAX_IN_FLIGHT of it, waiting until that much is
+ * free, in arrival order; it loads what it got and gives back what it did not lease, and the rest
+ * of its batch goes back to the queue. A job granted whatever was free (once one request ended,
+ * one slot) would load its batch, lease one delivery and queue the rest again, over and over
+ * while a backlog drains at capacity. Once closed, takers get 0.
  */
 interface Room {
-  /** At least 1 and at most `n`, once any room is free; 0 when closed. */
+  /** At most `n`, and at least `n` or a quarter of the room, once that much is free; 0 when closed. */
   take(n: number): Promise<number>;
   /** Up to `n` now, without waiting (0 while others wait or once closed). */
   tryTake(n: number): number;
@@ -482,10 +484,12 @@ function createRoom(max: number, onIdle: () => void): Room {
     used += taken;
     return taken;
   };
+  /** Whether a job of `n` may start now: room for all of it, or for a quarter of the room. */
+  const fits = (n: number): boolean => max - used >= Math.min(n, Math.max(1, Math.floor(max / 4)));
   return {
     take(n) {
       if (closed) return Promise.resolve(0);
-      if (waiting.length === 0 && used < max) return Promise.resolve(grant(n));
+      if (waiting.length === 0 && fits(n)) return Promise.resolve(grant(n));
       return new Promise<number>((resolve) => waiting.push({ n, resolve }));
     },
     tryTake(n) {
@@ -495,7 +499,7 @@ function createRoom(max: number, onIdle: () => void): Room {
     release(n) {
       if (n === 0) return;
       used -= n;
-      while (waiting.length > 0 && used < max) {
+      while (waiting.length > 0 && fits(waiting[0]!.n)) {
         const next = waiting.shift()!;
         next.resolve(grant(next.n));
       }
