@@ -37,10 +37,9 @@ export function createApp(deps: AppDeps): Koa {
   const authed = new Router();
   authed.use(auth);
   authed.use(jsonBody(deps.config.maxPayloadBytes));
-  for (const feature of features) {
-    const router = feature.routes(deps);
-    authed.use(router.routes(), router.allowedMethods());
-  }
+  // No allowedMethods(): a path served with another method falls through to the 404 below
+  // either way, and each router's would run on every request.
+  for (const feature of features) authed.use(feature.routes(deps).routes());
   app.use(authed.routes());
   // Anything that matched no route: 401 first if there is no token (nothing is disclosed), else 404.
   app.use(auth);

@@ -265,6 +265,22 @@ describe('transport-level refusals', () => {
     expectError(chunked, 413, 'payload_too_large');
   });
 
+  it('a method a path does not serve is a 404 naming both, after authentication', async () => {
+    for (const [method, path] of [
+      ['DELETE', '/events'],
+      ['PUT', '/events'],
+      ['OPTIONS', '/events'],
+      ['PATCH', '/webhooks'],
+      ['POST', `/webhooks/${webhookId}`],
+      ['DELETE', '/quotas/acme'],
+    ] as const) {
+      const res = await svc.call(method, path, { token });
+      expectError(res, 404, 'not_found');
+      expect(res.body.error.message).toBe(`No route for ${method} ${path}.`);
+      expectError(await svc.call(method, path), 401, 'unauthorized');
+    }
+  });
+
   it('bad query strings are 400s', async () => {
     for (const path of [
       '/webhooks?limit=abc',
