@@ -9,7 +9,6 @@ import * as addFormatsModule from 'ajv-formats';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
 import { AppError, type ErrorDetail } from '../errors.js';
-import { OPERATIONAL_EVENT_TYPES } from '../events/operational-events.js';
 import { catalogOf, catalogVersion, type UnknownEventTypes } from './event-type-repository.js';
 
 const addFormats = addFormatsModule.default as unknown as typeof addFormatsModule.default.default;
@@ -21,8 +20,12 @@ export function createSchemaAjv(): Ajv2020 {
   return ajv;
 }
 
-/** Why a schema cannot be used, one detail per problem, or [] when it compiles. */
-export function schemaProblems(ajv: Ajv2020, schema: unknown): ErrorDetail[] {
+/**
+ * Why a schema cannot be used, one detail per problem, or [] when it compiles. On an Ajv of its
+ * own: an Ajv keeps every schema it compiled, and refuses a second one with the same `$id`.
+ */
+export function schemaProblems(schema: unknown): ErrorDetail[] {
+  const ajv = createSchemaAjv();
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
     return [{ field: '/schema', message: 'must be a JSON Schema object' }];
   }
@@ -71,18 +74,8 @@ export interface EventCatalog {
   check(tenantId: string, type: string, payload: unknown): Promise<{ deprecated: boolean }>;
 }
 
-/** The built-in operational types' validators, compiled once. */
-const operational = (() => {
-  const ajv = createSchemaAjv();
-  return new Map(
-    Object.entries(OPERATIONAL_EVENT_TYPES).map(([name, entry]) => [name, ajv.compile(entry.schema)]),
-  );
-})();
-export const operationalValidators: ReadonlyMap<string, ValidateFunction> = operational;
-
 export function createEventCatalog(deps: { db: Kysely<Database>; recheckMs?: number }): EventCatalog {
   const recheckMs = deps.recheckMs ?? 1000;
-  const ajv = createSchemaAjv();
   const cache = new Map<string, CompiledCatalog>();
   /** A refresh in progress per tenant: requests that find the entry due share one query. */
   const refreshing = new Map<string, Promise<CompiledCatalog>>();
@@ -110,6 +103,9 @@ export function createEventCatalog(deps: { db: Kysely<Database>; recheckMs?: num
       }
     }
     const snapshot = await catalogOf(deps.db, tenantId);
+    // An Ajv per snapshot, dropped with it: one kept for good would hold every schema it ever
+    // compiled, and refuse a tenant's schema again (or another tenant's) with the same `$id`.
+    const ajv = createSchemaAjv();
     const entry: CompiledCatalog = {
       version: snapshot.version,
       unknownEventTypes: snapshot.unknownEventTypes,

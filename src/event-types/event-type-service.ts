@@ -9,7 +9,7 @@ import { AppError, notFound } from '../errors.js';
 import { isOperationalType, OPERATIONAL_EVENT_TYPES } from '../events/operational-events.js';
 import { actingTenant, type Caller } from '../tenancy/caller.js';
 import { ensureTenant } from '../tenancy/tenant-repository.js';
-import { createSchemaAjv, schemaProblems } from './event-type-catalog.js';
+import { schemaProblems } from './event-type-catalog.js';
 import {
   deleteEventType,
   findEventType,
@@ -74,7 +74,6 @@ const readOnly = (): AppError =>
 
 export function createEventTypeService(deps: { db: Db }) {
   const { db } = deps;
-  const ajv = createSchemaAjv();
   return {
     async put(
       caller: Caller,
@@ -84,7 +83,7 @@ export function createEventTypeService(deps: { db: Db }) {
       const tenantId = actingTenant(caller.principal, body.tenant_id);
       if (isOperationalType(name)) throw readOnly();
       if (body.schema) {
-        const problems = schemaProblems(ajv, body.schema);
+        const problems = schemaProblems(body.schema);
         if (problems.length > 0) {
           throw new AppError('invalid_request', 'The schema is not a valid JSON Schema (draft 2020-12).', {
             details: problems,

@@ -129,6 +129,29 @@ describe('the event type catalog', () => {
     );
   });
 
+  it('a schema with an $id can be saved again, and two tenants may use the same $id', async () => {
+    const schema = { $id: 'https://example.com/schemas/invoice', type: 'object', required: ['total'] };
+    for (const tenant of ['catalog-id-a', 'catalog-id-b']) {
+      const token = await svc.token(tenant);
+      const post = () =>
+        svc.call('POST', '/events', { token, body: { type: 'invoice.paid', payload: { total: 1 } } });
+      expect((await svc.call('PUT', '/event-types/invoice.paid', { token, body: { schema } })).status).toBe(
+        201,
+      );
+      expect((await post()).status).toBe(202);
+      // Saved again (a new catalog version): both the save and the next check compile it again.
+      expect((await svc.call('PUT', '/event-types/invoice.paid', { token, body: { schema } })).status).toBe(
+        200,
+      );
+      await waitFor(async () => ((await post()).status === 202 ? true : undefined), 5000, 'the new version');
+      const refused = await svc.call('POST', '/events', {
+        token,
+        body: { type: 'invoice.paid', payload: {} },
+      });
+      expect(refused.status).toBe(400);
+    }
+  });
+
   it('deprecated types are accepted with a Deprecation header; reject mode refuses unknown types, from SQL too', async () => {
     const tenant = 'catalog-d';
     const token = await svc.token(tenant);
