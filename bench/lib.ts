@@ -66,12 +66,12 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
+const SENT_AT = /"sent_at":([\d.]+)/;
+
 /**
  * Answers 200 at once, or `delayMs` after the request arrived; remembers each webhook-id and
  * how long after `data.sent_at` it arrived.
  */
-const SENT_AT = /"sent_at":([\d.]+)/;
-
 export async function startReceiver(delayMs = 0): Promise<Receiver> {
   let seen = new Set<string>();
   let latencies: number[] = [];

@@ -43,11 +43,6 @@ export function errorMiddleware(logger: Logger): Middleware {
       if (ctx.status === 404 && ctx.body === undefined) {
         throw new AppError('not_found', `No route for ${ctx.method} ${ctx.path}.`);
       }
-      if (ctx.status === 405 && ctx.body === undefined) {
-        ctx.body = {
-          error: { code: 'method_not_allowed', message: `${ctx.method} is not allowed on ${ctx.path}.` },
-        };
-      }
     } catch (err) {
       let appError: AppError;
       if (err instanceof AppError) appError = err;
