@@ -6,6 +6,7 @@
 import type { Operation } from '../http/operation.js';
 import { features } from './features.js';
 import { tenantIdSchema } from '../http/common-schemas.js';
+import { eventTypeNameSchema } from '../event-types/event-type-schemas.js';
 
 export const errorSchema = {
   type: 'object',
@@ -80,7 +81,7 @@ function operationObject(op: Operation): Record<string, unknown> {
       name: 'name',
       in: 'path',
       required: true,
-      schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,128}$' },
+      schema: eventTypeNameSchema,
     });
   }
   if (op.path.includes('{tenant_id}')) {

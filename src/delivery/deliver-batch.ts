@@ -38,7 +38,7 @@ import { enqueueDeliveries, parseDeliverPayload } from './enqueue.js';
 import { createSigningKeys } from './signing-keys.js';
 import type { SigningKey } from './signing.js';
 import type { SecretBox } from '../secrets/secret-box.js';
-import type { AttemptResult, HttpClient } from './http-client.js';
+import { attemptResult, type AttemptResult, type HttpClient } from './http-client.js';
 
 export interface DeliveryEngineDeps {
   config: Pick<Readonly<Config>, 'retryScheduleSeconds' | 'deliveryTimeoutMs' | 'maxInFlight'>;
@@ -295,7 +295,12 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
         ...logFields(delivery, delivery.attempt),
         err: errorText(err),
       });
-      return Promise.resolve(unsent("not sent: the service cannot decrypt this webhook's signing secret"));
+      return Promise.resolve(
+        attemptResult({
+          error: "not sent: the service cannot decrypt this webhook's signing secret",
+          durationMs: 0,
+        }),
+      );
     }
     const request = buildDeliveryRequest({
       deliveryId: delivery.id,
@@ -431,21 +436,6 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       await Promise.race([idle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       stopped = true;
     },
-  };
-}
-
-/** An attempt that made no request. */
-function unsent(error: string): AttemptResult {
-  return {
-    ok: false,
-    statusCode: null,
-    error,
-    blocked: false,
-    permanent: false,
-    interrupted: false,
-    durationMs: 0,
-    responseBody: null,
-    responseHeaders: null,
   };
 }
 

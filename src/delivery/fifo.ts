@@ -17,7 +17,6 @@ export async function queueStalledFifoHeads(db: Kysely<Database>, staleAfterMs: 
     id: string;
     attempt: number;
     tenant_id: string;
-    next_attempt_at: Date | null;
   }>`
     with heads as (
       select distinct on (d.webhook_id) d.id, d.webhook_id, d.attempt_count + 1 as attempt, d.tenant_id,
@@ -26,7 +25,7 @@ export async function queueStalledFifoHeads(db: Kysely<Database>, staleAfterMs: 
        where d.fifo_seq is not null and d.status in ('pending', 'failed', 'paused')
        order by d.webhook_id, d.fifo_seq
     )
-    select h.id, h.attempt, h.tenant_id, h.next_attempt_at
+    select h.id, h.attempt, h.tenant_id
       from heads h
       join webhooks w on w.id = h.webhook_id and w.enabled and w.ordering = 'fifo'
      where h.status in ('pending', 'failed')

@@ -234,7 +234,8 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   };
 }
 
-function attemptResult(
+/** An attempt's result: a failure with no answer, unless `fields` say otherwise. */
+export function attemptResult(
   fields: Partial<AttemptResult> & { error: string | null; durationMs: number },
 ): AttemptResult {
   return {

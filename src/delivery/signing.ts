@@ -27,7 +27,6 @@ const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
 const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex');
 
 export type SignatureType = 'hmac-sha256' | 'ed25519';
-export const SIGNATURE_TYPES: readonly SignatureType[] = ['hmac-sha256', 'ed25519'];
 
 /** A key that signs: an HMAC key (`v1`) or an ed25519 private key (`v1a`). */
 export type SigningKey = { type: 'hmac-sha256'; key: Buffer } | { type: 'ed25519'; key: KeyObject };

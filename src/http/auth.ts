@@ -50,15 +50,10 @@ export interface VerifiedToken {
 }
 
 /** Verifies with each key in turn (JWT_SECRETS: the new key, then the old ones). */
-export async function verifyToken(
-  secrets: string | KeyObject | readonly (string | KeyObject)[],
-  token: string,
-): Promise<VerifiedToken> {
-  const keys = (Array.isArray(secrets) ? secrets : [secrets]) as readonly (string | KeyObject)[];
+export async function verifyToken(keys: readonly KeyObject[], token: string): Promise<VerifiedToken> {
   let payload: Record<string, unknown> | undefined;
   let expired = false;
-  for (const secret of keys) {
-    const key = typeof secret === 'string' ? new TextEncoder().encode(secret) : secret;
+  for (const key of keys) {
     try {
       ({ payload } = await jwtVerify(token, key, { algorithms: ['HS256'] }));
       break;

@@ -2,6 +2,7 @@
  * The portal's pages as functions of their data, returning escaped HTML (html.ts). Every form
  * posts with the session's CSRF token; nothing here writes a secret unless asked to show one.
  */
+import { deliveryStatusSchema } from '../delivery/delivery-schemas.js';
 import type { DeadLetterView } from '../dlq/dlq-service.js';
 import type { QuotaLimits } from '../tenancy/quota-repository.js';
 import type { WebhookView } from '../webhooks/webhook-service.js';
@@ -421,7 +422,7 @@ function deliveryTable(deliveries: RecentDelivery[]): Html {
 
 // ── Events ────────────────────────────────────────────────────────────────────────────────
 
-export const DELIVERY_STATUSES = ['pending', 'succeeded', 'failed', 'dead', 'paused'] as const;
+export const DELIVERY_STATUSES = deliveryStatusSchema.enum;
 
 export function eventsPage(
   page: PageContext,

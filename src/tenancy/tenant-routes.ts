@@ -4,8 +4,7 @@ import type { RouteDeps } from '../http/deps.js';
 import { callerOf } from '../http/request-context.js';
 import { bodyValidator } from '../http/validation.js';
 import { byCaller, writeAudit } from '../audit/audit-repository.js';
-import { AppError } from '../errors.js';
-import { isTenantId, requireAdmin, TENANT_ID_PATTERN } from './caller.js';
+import { actingTenant, requireAdmin } from './caller.js';
 import { ensureTenant, revokeTenantTokens } from './tenant-repository.js';
 import { revokeTokensSchema } from './tenant-schemas.js';
 import type { TokenRevocations } from './token-revocations.js';
@@ -18,12 +17,7 @@ export function tenantRoutes(deps: RouteDeps & { tokenRevocations?: TokenRevocat
   router.post('/tenants/:tenant_id/revoke-tokens', async (ctx) => {
     const caller = callerOf(ctx);
     requireAdmin(caller.principal);
-    const tenantId = ctx.params.tenant_id;
-    if (!isTenantId(tenantId)) {
-      throw new AppError('invalid_request', 'tenant_id is not a valid tenant id.', {
-        details: [{ field: '/tenant_id', message: `must match ${TENANT_ID_PATTERN}` }],
-      });
-    }
+    const tenantId = actingTenant(caller.principal, ctx.params.tenant_id);
     validateRevoke(ctx.request.body ?? {});
     // Its tokens may exist before it has ever called: revoking them makes the tenant.
     await ensureTenant(deps.db, tenantId);
