@@ -41,9 +41,12 @@ export async function testFilter(
   const eventTypeMatches = webhook.event_types.some((entry) => filterMatches(entry, body.type));
   let filterPasses = true;
   if (webhook.filter !== null) {
-    const event = { type: body.type, timestamp: body.timestamp ?? new Date().toISOString(), data: body.data };
+    // filter_matches(), the function the storing statement uses: the same body, with the
+    // timestamp written as deliveries write it.
+    const createdAt = body.timestamp !== undefined ? new Date(body.timestamp) : new Date();
     const { rows } = await sql<{ matches: boolean | null }>`
-      select jsonb_path_match(${JSON.stringify(event)}::jsonb, ${webhook.filter}::jsonpath, '{}', true) as matches
+      select filter_matches(${webhook.filter}, ${body.type}, ${createdAt}::timestamptz,
+                            ${JSON.stringify(body.data)}::json) as matches
     `.execute(db);
     filterPasses = rows[0]?.matches === true;
   }

@@ -122,6 +122,19 @@ describe('a webhook filter', () => {
     expect(await deliveriesOf(id)).toBe(0);
   });
 
+  it('filter-test reads the timestamp as a receiver gets it: UTC, with milliseconds', async () => {
+    const filter = '$.timestamp == "2026-01-01T10:00:00.000Z"';
+    const id = (await createWebhook({ filter })).body.id as string;
+    const test = (timestamp: string) =>
+      svc.call('POST', `/webhooks/${id}/filter-test`, {
+        token,
+        body: { type: 'order.created', timestamp, data: {} },
+      });
+    expect((await test('2026-01-01T12:00:00+02:00')).body.filter_matches).toBe(true);
+    expect((await test('2026-01-01T10:00:00Z')).body.filter_matches).toBe(true);
+    expect((await test('2026-01-01T10:00:01Z')).body.filter_matches).toBe(false);
+  });
+
   it('applies to events emitted from SQL too', async () => {
     await useFreshTenant();
     const id = (await createWebhook({ filter: EU_OVER_100 })).body.id as string;
