@@ -149,11 +149,26 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, `must be true or false, got "${env[name]}"`);
 }
 
-function jwtSecrets(env: Env): string[] {
-  const single = env.JWT_SECRET || undefined;
-  const list = env.JWT_SECRETS?.trim() || undefined;
+/**
+ * A setting given either alone (`JWT_SECRET`) or as a comma-separated list (`JWT_SECRETS`), not
+ * both. The single value is taken as written unless `trim`.
+ */
+function singleOrList(
+  env: Env,
+  singleName: string,
+  listName: string,
+  options: { trim: boolean },
+): { single?: string; list?: string } {
+  const single = (options.trim ? env[singleName]?.trim() : env[singleName]) || undefined;
+  const list = env[listName]?.trim() || undefined;
   if (single !== undefined && list !== undefined)
-    throw new ConfigError('JWT_SECRETS', 'cannot be set together with JWT_SECRET; set one of them');
+    throw new ConfigError(listName, `cannot be set together with ${singleName}; set one of them`);
+  return { single, list };
+}
+
+function jwtSecrets(env: Env): string[] {
+  // A signing key is used exactly as written.
+  const { single, list } = singleOrList(env, 'JWT_SECRET', 'JWT_SECRETS', { trim: false });
   const name = list !== undefined ? 'JWT_SECRETS' : 'JWT_SECRET';
   const secrets = list !== undefined ? list.split(',').map((part) => part.trim()) : single ? [single] : [];
   if (secrets.some((secret) => secret.length < 16)) {
@@ -170,10 +185,7 @@ function jwtSecrets(env: Env): string[] {
 const KEY_HINT = '32 random bytes in base64 (openssl rand -base64 32)';
 
 function secretsKeys(env: Env): SecretsKey[] {
-  const single = env.SECRETS_KEY?.trim() || undefined;
-  const list = env.SECRETS_KEYS?.trim() || undefined;
-  if (single !== undefined && list !== undefined)
-    throw new ConfigError('SECRETS_KEYS', 'cannot be set together with SECRETS_KEY; set one of them');
+  const { single, list } = singleOrList(env, 'SECRETS_KEY', 'SECRETS_KEYS', { trim: true });
   if (single !== undefined) {
     const key = parseKey(single);
     // The value itself is never repeated in the message.

@@ -1,8 +1,8 @@
 /**
- * A sweep a worker process runs on a timer (auto-disable, retention): one run at a time per
- * process — a tick, or a call, that finds one running waits for it instead — and a stop that
- * ends the timer and waits for the run in progress. A failed run is logged; the next tick tries
- * again.
+ * Work a process repeats on a timer (auto-disable, retention, token revocations): one run at a
+ * time per process — a tick, or a call, that finds one running waits for it instead — and a
+ * stop that ends the timer and waits for the run in progress. A failed run is logged; the next
+ * tick tries again.
  */
 import { coerceError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';

@@ -5,13 +5,13 @@
  * tenancy/caller.ts.
  */
 import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { SignJWT, jwtVerify } from 'jose';
 import type { Middleware } from 'koa';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
+import { readOrCreateDevKey } from '../secrets/dev-key-file.js';
 import { isTenantId, type Principal, type Role } from '../tenancy/caller.js';
+import { isRevoked } from '../tenancy/token-revocations.js';
 
 /**
  * JWT_SECRETS (or JWT_SECRET), or in development one generated once and kept in DATA_DIR. The
@@ -19,16 +19,10 @@ import { isTenantId, type Principal, type Role } from '../tenancy/caller.js';
  */
 export async function loadJwtSecrets(config: Pick<Config, 'jwtSecrets' | 'dataDir'>): Promise<string[]> {
   if (config.jwtSecrets.length > 0) return [...config.jwtSecrets];
-  const file = path.join(config.dataDir, 'jwt-secret');
-  try {
-    return [(await fs.readFile(file, 'utf8')).trim()];
-  } catch {
-    await fs.mkdir(config.dataDir, { recursive: true });
-    const secret = randomBytes(32).toString('base64url');
-    // 'wx': if another process wrote it first, keep theirs.
-    await fs.writeFile(file, secret + '\n', { mode: 0o600, flag: 'wx' }).catch(() => undefined);
-    return [(await fs.readFile(file, 'utf8')).trim()];
-  }
+  const { text } = await readOrCreateDevKey(config.dataDir, 'jwt-secret', () =>
+    randomBytes(32).toString('base64url'),
+  );
+  return [text];
 }
 
 export async function signToken(
@@ -43,7 +37,7 @@ export async function signToken(
   return jwt.sign(new TextEncoder().encode(secret));
 }
 
-/** A verified token's caller, and when it was issued (`iat`, in ms; 0 without one). */
+/** A verified token's caller, and when it was issued (`iat`, in seconds; 0 without one). */
 export interface VerifiedToken {
   principal: Principal;
   issuedAt: number;
@@ -71,7 +65,7 @@ export async function verifyToken(keys: readonly KeyObject[], token: string): Pr
   }
   if (role !== 'tenant' && role !== 'admin')
     throw new AppError('unauthorized', 'The token has an invalid role claim.');
-  const issuedAt = typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? payload.iat * 1000 : 0;
+  const issuedAt = typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? payload.iat : 0;
   return { principal: { tenantId, role }, issuedAt };
 }
 
@@ -110,9 +104,7 @@ export function authenticate(secrets: readonly string[], options: AuthOptions = 
       known = { ...result, until: Math.min(now + VERIFIED_TTL_MS, exp ?? Infinity) };
       verified.set(token, known);
     }
-    const validAfter = options.tokensValidAfter?.(known.principal.tenantId);
-    // iat has whole seconds: a token issued in the second of the revocation is refused too.
-    if (validAfter !== undefined && known.issuedAt < Math.floor(validAfter / 1000) * 1000 + 1000) {
+    if (isRevoked(known.issuedAt, options.tokensValidAfter?.(known.principal.tenantId))) {
       throw new AppError('unauthorized', 'The token has been revoked.');
     }
     ctx.state.principal = known.principal;

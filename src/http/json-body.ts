@@ -3,6 +3,7 @@
  * it does not parse. A request without a body (no Content-Length, no Transfer-Encoding, or
  * Content-Length 0) has `ctx.request.body === undefined`.
  */
+import type { IncomingMessage } from 'node:http';
 import type { Middleware } from 'koa';
 import getRawBody from 'raw-body';
 import { AppError } from '../errors.js';
@@ -19,6 +20,18 @@ const sendsBody = (headers: Record<string, string | string[] | undefined>): bool
 
 const BODILESS_METHODS = ['GET', 'HEAD', 'DELETE', 'OPTIONS'];
 
+/** The whole body as UTF-8 text: 413 past `maxBytes`, 400 when it cannot be read. */
+async function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
+  try {
+    return await getRawBody(req, { limit: maxBytes, encoding: 'utf8' });
+  } catch (err) {
+    if ((err as { type?: string }).type === 'entity.too.large') {
+      throw new AppError('payload_too_large', `The request body is larger than ${maxBytes} bytes.`);
+    }
+    throw new AppError('invalid_request', 'The request body could not be read.', { cause: err });
+  }
+}
+
 /**
  * A body sent with a method that takes none (GET, HEAD, DELETE, OPTIONS) is read and dropped
  * before the answer, up to MAX_PAYLOAD_BYTES (413 past it): answering while the client is still
@@ -26,16 +39,8 @@ const BODILESS_METHODS = ['GET', 'HEAD', 'DELETE', 'OPTIONS'];
  */
 export function discardUnusedBody(maxBytes: number): Middleware {
   return async (ctx, next) => {
-    if (sendsBody(ctx.req.headers) && BODILESS_METHODS.includes(ctx.method)) {
-      try {
-        await getRawBody(ctx.req, { limit: maxBytes });
-      } catch (err) {
-        if ((err as { type?: string }).type === 'entity.too.large') {
-          throw new AppError('payload_too_large', `The request body is larger than ${maxBytes} bytes.`);
-        }
-        throw new AppError('invalid_request', 'The request body could not be read.', { cause: err });
-      }
-    }
+    if (sendsBody(ctx.req.headers) && BODILESS_METHODS.includes(ctx.method))
+      await readBody(ctx.req, maxBytes);
     await next();
   };
 }
@@ -56,16 +61,7 @@ export function jsonBody(maxBytes: number): Middleware {
     if (Number.isFinite(declared) && declared > maxBytes) {
       throw new AppError('payload_too_large', `The request body is larger than ${maxBytes} bytes.`);
     }
-    let text: string;
-    try {
-      text = await getRawBody(ctx.req, { limit: maxBytes, encoding: 'utf8' });
-    } catch (err) {
-      const type = (err as { type?: string }).type;
-      if (type === 'entity.too.large') {
-        throw new AppError('payload_too_large', `The request body is larger than ${maxBytes} bytes.`);
-      }
-      throw new AppError('invalid_request', 'The request body could not be read.', { cause: err });
-    }
+    const text = await readBody(ctx.req, maxBytes);
     try {
       ctx.request.body = JSON.parse(text);
     } catch {

@@ -18,10 +18,8 @@ import { createIngestionService } from '../events/ingestion-service.js';
 import type { RouteDeps } from '../http/deps.js';
 import { bodyValidator, uuidParam } from '../http/validation.js';
 import type { Caller } from '../tenancy/caller.js';
-import { concurrentDeliveries } from '../tenancy/concurrency-cap.js';
-import { eventsInWindow } from '../tenancy/event-rate-limit.js';
-import { dlqCount, findQuota } from '../tenancy/quota-repository.js';
-import type { TokenRevocations } from '../tenancy/token-revocations.js';
+import { dlqCount, quotaWithUsage } from '../tenancy/quota-repository.js';
+import { isRevoked, type TokenRevocations } from '../tenancy/token-revocations.js';
 import {
   createWebhookSchema,
   updateWebhookSchema,
@@ -201,8 +199,7 @@ export function portalRoutes(
   // Everything past here needs a session; a change needs its CSRF token and a same-origin request.
   const requireSession: Middleware = async (ctx, next) => {
     const session = await verifySession(deps.jwtSecrets, cookieValue(ctx.get('cookie'), SESSION_COOKIE));
-    const validAfter = session ? deps.tokenRevocations?.validAfter(session.tenantId) : undefined;
-    if (!session || (validAfter !== undefined && session.issuedAt <= validAfter / 1000)) {
+    if (!session || isRevoked(session.issuedAt, deps.tokenRevocations?.validAfter(session.tenantId))) {
       sendPage(ctx, signedOutPage('Signed out', 'There is no portal session here, or it has ended.'), 401);
       return;
     }
@@ -459,21 +456,9 @@ export function portalRoutes(
   // ── Quotas ──
   router.get('/quotas', async (ctx) => {
     const { tenantId } = stateOf(ctx).session;
-    const limits = await findQuota(db, tenantId);
-    if (!limits) throw notFound('Tenant');
-    const [eventsSent, inFlight, dead] = await Promise.all([
-      eventsInWindow(db, tenantId),
-      concurrentDeliveries(db, tenantId),
-      dlqCount(db, tenantId),
-    ]);
-    sendPage(
-      ctx,
-      quotasPage(pageOf(ctx, 'quotas'), limits, {
-        events_sent: eventsSent,
-        concurrent_deliveries: inFlight,
-        dlq_count: dead,
-      }),
-    );
+    const quota = await quotaWithUsage(db, tenantId);
+    if (!quota) throw notFound('Tenant');
+    sendPage(ctx, quotasPage(pageOf(ctx, 'quotas'), quota.limits, quota.usage));
   });
 
   // Anything else under /portal/ is a page that does not exist.

@@ -4,7 +4,7 @@
  */
 import { deliveryStatusSchema } from '../delivery/delivery-schemas.js';
 import type { DeadLetterView } from '../dlq/dlq-service.js';
-import type { QuotaLimits } from '../tenancy/quota-repository.js';
+import type { QuotaLimits, QuotaUsage } from '../tenancy/quota-repository.js';
 import type { WebhookView } from '../webhooks/webhook-service.js';
 import { html, raw, type Html } from './html.js';
 import type { EndpointHealth, EventLogRow, HourDuration, MinuteCount } from './portal-queries.js';
@@ -710,11 +710,7 @@ export function dlqPage(
 
 // ── Quotas ────────────────────────────────────────────────────────────────────────────────
 
-export function quotasPage(
-  page: PageContext,
-  limits: QuotaLimits,
-  usage: { events_sent: number; concurrent_deliveries: number; dlq_count: number },
-): string {
+export function quotasPage(page: PageContext, limits: QuotaLimits, usage: QuotaUsage): string {
   const row = (label: string, used: number, limit: number, unit: string) => {
     const share = Math.min(100, (used / Math.max(1, limit)) * 100);
     return html`<tr>

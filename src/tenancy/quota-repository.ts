@@ -1,5 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
+import { concurrentDeliveries } from './concurrency-cap.js';
+import { eventsInWindow } from './event-rate-limit.js';
 
 export interface QuotaLimits {
   max_events_per_sec: number;
@@ -40,4 +42,26 @@ export async function dlqCount(db: Kysely<Database>, tenantId: string): Promise<
     n: number;
   }>`select count(*)::int as n from dlq where tenant_id = ${tenantId}`.execute(db);
   return row.rows[0]?.n ?? 0;
+}
+
+/** What a tenant uses of its limits now, as `current_usage` in GET /quotas/:tenant_id. */
+export interface QuotaUsage {
+  events_sent: number;
+  concurrent_deliveries: number;
+  dlq_count: number;
+}
+
+/** A tenant's limits and its usage of them (GET /quotas, the portal's quota page); undefined for an unknown tenant. */
+export async function quotaWithUsage(
+  db: Kysely<Database>,
+  tenantId: string,
+): Promise<{ limits: QuotaLimits; usage: QuotaUsage } | undefined> {
+  const limits = await findQuota(db, tenantId);
+  if (!limits) return undefined;
+  const [events_sent, concurrent_deliveries, dlq_count] = await Promise.all([
+    eventsInWindow(db, tenantId),
+    concurrentDeliveries(db, tenantId),
+    dlqCount(db, tenantId),
+  ]);
+  return { limits, usage: { events_sent, concurrent_deliveries, dlq_count } };
 }

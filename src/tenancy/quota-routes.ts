@@ -9,9 +9,7 @@ import { principalOf, requestIdOf } from '../http/request-context.js';
 import { bodyValidator } from '../http/validation.js';
 import { actorOf } from '../audit/audit-repository.js';
 import { notFound } from '../errors.js';
-import { concurrentDeliveries } from './concurrency-cap.js';
-import { eventsInWindow } from './event-rate-limit.js';
-import { dlqCount, findQuota, updateQuota } from './quota-repository.js';
+import { quotaWithUsage, updateQuota } from './quota-repository.js';
 import { quotaChangeSchema, type QuotaChange } from './quota-schemas.js';
 import { ensureTenant } from './tenant-repository.js';
 
@@ -24,18 +22,13 @@ export function quotaRoutes(deps: RouteDeps): Router {
     const principal = principalOf(ctx);
     const tenantId = actingTenant(principal, ctx.params.tenant_id);
     if (tenantId === principal.tenantId) await ensureTenant(deps.db, tenantId);
-    const limits = await findQuota(deps.db, tenantId);
-    if (!limits) throw notFound('Tenant');
-    const [eventsSent, inFlight, dlq] = await Promise.all([
-      eventsInWindow(deps.db, tenantId),
-      concurrentDeliveries(deps.db, tenantId),
-      dlqCount(deps.db, tenantId),
-    ]);
+    const quota = await quotaWithUsage(deps.db, tenantId);
+    if (!quota) throw notFound('Tenant');
     ctx.body = {
       tenant_id: tenantId,
-      limits,
-      current_usage: { events_sent: eventsSent, concurrent_deliveries: inFlight, dlq_count: dlq },
-      dlq_full: dlq >= limits.max_dlq_size,
+      limits: quota.limits,
+      current_usage: quota.usage,
+      dlq_full: quota.usage.dlq_count >= quota.limits.max_dlq_size,
     };
   });
 

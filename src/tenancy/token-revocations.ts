@@ -6,8 +6,18 @@
  */
 import pg from 'pg';
 import type { Db } from '../db/database.js';
+import { startPeriodicSweep } from '../db/periodic-sweep.js';
 import type { Logger } from '../observability/logger.js';
 import { TOKENS_REVOKED_CHANNEL, tokenRevocationTimes } from './tenant-repository.js';
+
+/**
+ * Whether a token (or portal session) issued at `issuedAtSeconds` (its `iat`) is refused by a
+ * revocation at `validAfterMs`. `iat` has whole seconds, so one issued in the second of the
+ * revocation is refused too.
+ */
+export function isRevoked(issuedAtSeconds: number, validAfterMs: number | undefined): boolean {
+  return validAfterMs !== undefined && issuedAtSeconds < Math.floor(validAfterMs / 1000) + 1;
+}
 
 export interface TokenRevocations {
   /** When the tenant's tokens were last revoked (ms), if ever. */
@@ -67,31 +77,25 @@ export async function startTokenRevocations(deps: {
     else listener = client;
   };
 
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy) return;
-    busy = true;
-    Promise.all([reread(), listener ? undefined : listen()])
-      .catch((err: unknown) =>
-        logger.warn('token revocations not refreshed', {
-          err: err instanceof Error ? err.message : String(err),
-        }),
-      )
-      .finally(() => (busy = false));
-  }, refreshMs);
-  timer.unref();
   await listen().catch((err: unknown) =>
     logger.warn('token revocations: LISTEN not started; re-reading only', {
       err: err instanceof Error ? err.message : String(err),
     }),
   );
+  // Whatever happened to the LISTEN connection, the re-read goes on and reconnects it.
+  const refresh = startPeriodicSweep({
+    name: 'token revocations refresh',
+    everyMs: refreshMs,
+    logger,
+    run: () => Promise.all([reread(), listener ? undefined : listen()]),
+  });
 
   return {
     validAfter: (tenantId) => times.get(tenantId),
     note: (tenantId, at) => note(tenantId, at.getTime()),
     async stop() {
       stopped = true;
-      clearInterval(timer);
+      await refresh.stop();
       const client = listener;
       listener = undefined;
       await client?.end().catch(() => undefined);
