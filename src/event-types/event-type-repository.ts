@@ -46,19 +46,9 @@ export async function findEventType(
     .executeTakeFirst();
 }
 
-/** The tenant's catalog, by name, each with how many of its webhooks would receive that type. */
-export async function listEventTypes(
-  db: Kysely<Database>,
-  tenantId: string,
-): Promise<(EventTypeRow & { webhooks: number })[]> {
-  const { rows } = await sql<EventTypeRow & { webhooks: number }>`
-    select t.*, (select count(*)::int from webhooks w
-                  where w.tenant_id = t.tenant_id and w.event_types && event_type_filters(t.name)) as webhooks
-      from event_types t
-     where t.tenant_id = ${tenantId}
-     order by t.name
-  `.execute(db);
-  return rows;
+/** The tenant's catalog, by name. */
+export async function listEventTypes(db: Kysely<Database>, tenantId: string): Promise<EventTypeRow[]> {
+  return db.selectFrom('event_types').selectAll().where('tenant_id', '=', tenantId).orderBy('name').execute();
 }
 
 /** How many of the tenant's webhooks would receive each of these types. */
@@ -111,19 +101,22 @@ export async function catalogVersion(
   return row && { version: row.version, unknownEventTypes: row.unknown_event_types };
 }
 
+/** The tenant's catalog as of one moment: its version, its setting and its types, in one statement. */
 export async function catalogOf(db: Kysely<Database>, tenantId: string): Promise<CatalogSnapshot> {
-  return db.transaction().execute(async (trx) => {
-    const head = (await catalogVersion(trx, tenantId)) ?? {
-      version: '0',
-      unknownEventTypes: 'accept' as const,
-    };
-    const types = await trx
-      .selectFrom('event_types')
-      .select(['name', 'schema', 'deprecated'])
-      .where('tenant_id', '=', tenantId)
-      .execute();
-    return { ...head, types };
-  });
+  const { rows } = await sql<{
+    version: string;
+    unknown_event_types: UnknownEventTypes;
+    types: CatalogSnapshot['types'];
+  }>`
+    select coalesce(t.catalog_version::text, '0') as version,
+           coalesce(t.unknown_event_types, 'accept') as unknown_event_types,
+           coalesce((select json_agg(json_build_object('name', e.name, 'schema', e.schema, 'deprecated', e.deprecated))
+                       from event_types e where e.tenant_id = ${tenantId}), '[]') as types
+      from (select ${tenantId}::text as id) asked
+      left join tenants t on t.id = asked.id
+  `.execute(db);
+  const row = rows[0]!;
+  return { version: row.version, unknownEventTypes: row.unknown_event_types, types: row.types };
 }
 
 /** Sets the tenant's unknown_event_types (the catalog version moves with it). */

@@ -116,23 +116,25 @@ export function createEventTypeService(deps: { db: Db }) {
 
     async get(caller: Caller, name: string, tenantId?: string): Promise<EventTypeView> {
       const tenant = actingTenant(caller.principal, tenantId);
-      const webhooks = (await subscribersOf(db, tenant, [name])).get(name) ?? 0;
-      const known = builtIn(tenant, name, webhooks);
-      if (known) return known;
+      const subscribers = async () => (await subscribersOf(db, tenant, [name])).get(name) ?? 0;
+      if (isOperationalType(name)) {
+        const known = builtIn(tenant, name, await subscribers());
+        if (known) return known;
+      }
       const row = await findEventType(db, tenant, name);
       if (!row) throw notFound('Event type');
-      return toView(row, webhooks);
+      return toView(row, await subscribers());
     },
 
     async list(caller: Caller, tenantId?: string): Promise<{ entries: EventTypeView[] }> {
       const tenant = actingTenant(caller.principal, tenantId);
       const rows = await listEventTypes(db, tenant);
-      const names = Object.keys(OPERATIONAL_EVENT_TYPES);
-      const counts = await subscribersOf(db, tenant, names);
+      const builtInNames = Object.keys(OPERATIONAL_EVENT_TYPES);
+      const counts = await subscribersOf(db, tenant, [...rows.map((row) => row.name), ...builtInNames]);
       return {
         entries: [
-          ...rows.map((row) => toView(row, row.webhooks)),
-          ...names.map((name) => builtIn(tenant, name, counts.get(name) ?? 0)!),
+          ...rows.map((row) => toView(row, counts.get(row.name) ?? 0)),
+          ...builtInNames.map((name) => builtIn(tenant, name, counts.get(name) ?? 0)!),
         ],
       };
     },
