@@ -12,5 +12,6 @@ try {
   process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'schema is up to date\n');
 } finally {
   await database.close();
-  await embedded?.stop();
+  // A server the running service uses stays up.
+  if (embedded && !embedded.adopted) await embedded.stop();
 }
