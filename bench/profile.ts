@@ -5,7 +5,8 @@
  * BENCH_SERVICE_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' adds a V8 profile of the service;
  * PROFILE_WARM_RATE=N warms the service up at N events/s (default 200) instead, PROFILE_CLOSED=N
  * runs N clients back to back (the bench's saturation phase) instead of the open loop,
- * PROFILE_ENV='{"ROLE":"api"}' sets service variables (with PROFILE_NO_DELIVERY=1 for ROLE=api).
+ * PROFILE_ENV='{"ROLE":"api"}' sets service variables (with PROFILE_NO_DELIVERY=1 for ROLE=api),
+ * PROFILE_SQL='…' runs SQL on the database before the warm-up (e.g. to try an index).
  */
 import pg from 'pg';
 import { signToken } from '../src/http/auth.js';
@@ -40,6 +41,12 @@ try {
   const client = createClient(service.baseUrl, await signToken(BENCH_JWT_SECRET, { tenantId: 'bench' }));
   await raiseQuotas(service.baseUrl, 'bench');
   await client.post('/webhooks', { url: receiver.url, event_types: ['bench.*'] });
+  if (process.env.PROFILE_SQL) {
+    const setup = new pg.Client({ connectionString: database.url });
+    await setup.connect();
+    await setup.query(process.env.PROFILE_SQL);
+    await setup.end();
+  }
   // Warm up (JIT, prepared statements, pools), as a running service is.
   await openLoop(Number(process.env.PROFILE_WARM_RATE ?? 200), 2, (i, sentAt) =>
     client.post('/events', { type: 'bench.warmup', payload: { i, sent_at: sentAt } }).then((r) => r.status),
