@@ -1,14 +1,14 @@
 /**
- * `npm run migrate` on the embedded database (DATABASE_URL unset) while a server runs on that
- * DATA_DIR, as it does under `npm start`: the command applies what is pending and leaves the
- * server it found running.
+ * The embedded PostgreSQL (DATABASE_URL unset): its connections run one step of priority below
+ * the service, and `npm run migrate` against a server running on the same DATA_DIR (as under
+ * `npm start`) applies what is pending and leaves that server running.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
+import { SERVER_NICE, startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { REPO_ROOT, runFile } from '../helpers/process.js';
 
 let server: EmbeddedPostgres | undefined;
@@ -31,9 +31,26 @@ const answers = async (url: string): Promise<boolean> => {
   }
 };
 
-it('npm run migrate against a running embedded server: migrations applied, the server left running', async () => {
-  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hookrelay-migrate-cli-'));
+it('the server and the connections it forks run at SERVER_NICE', async () => {
+  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hookrelay-embedded-pg-'));
   server = await startEmbeddedPostgres({ dataDir });
+  const postmaster = Number(
+    (await fs.readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0],
+  );
+  expect(os.getPriority(postmaster)).toBe(SERVER_NICE);
+  const client = new pg.Client({ connectionString: server.connectionString });
+  await client.connect();
+  try {
+    const backend = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+    expect(backend).not.toBe(postmaster);
+    expect(os.getPriority(backend)).toBe(SERVER_NICE);
+  } finally {
+    await client.end();
+  }
+});
+
+it('npm run migrate against a running embedded server: migrations applied, the server left running', async () => {
+  const running = server!;
   const { DATABASE_URL: _unset, ...env } = process.env;
   const run = () =>
     runFile(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/db/migrate-cli.ts')], {
@@ -46,10 +63,10 @@ it('npm run migrate against a running embedded server: migrations applied, the s
   expect(first.stderr).toBe('');
   expect(first.code).toBe(0);
   expect(first.stdout).toMatch(/^applied: 001_initial\.sql, .*\n$/);
-  expect(await answers(server.connectionString)).toBe(true);
+  expect(await answers(running.connectionString)).toBe(true);
 
   const again = await run();
   expect(again.code).toBe(0);
   expect(again.stdout).toBe('schema is up to date\n');
-  expect(await answers(server.connectionString)).toBe(true);
+  expect(await answers(running.connectionString)).toBe(true);
 });
