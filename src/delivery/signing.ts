@@ -13,7 +13,6 @@
 import {
   createHmac,
   createPrivateKey,
-  createPublicKey,
   generateKeyPairSync,
   sign as signAsymmetric,
   type KeyObject,
@@ -32,7 +31,7 @@ export type SignatureType = 'hmac-sha256' | 'ed25519';
 export type SigningKey = { type: 'hmac-sha256'; key: Buffer } | { type: 'ed25519'; key: KeyObject };
 
 /** The HMAC key of a secret. */
-export function signingKey(secret: string): Buffer {
+function signingKey(secret: string): Buffer {
   if (secret.startsWith(SECRET_PREFIX)) return Buffer.from(secret.slice(SECRET_PREFIX.length), 'base64');
   return Buffer.from(secret, 'utf8');
 }
@@ -56,28 +55,11 @@ export function generateEd25519Secret(): { secret: string; publicKey: string } {
   return { secret: PRIVATE_KEY_PREFIX + seed.toString('base64'), publicKey: publicKeyText(publicKey) };
 }
 
-/** `whpk_<base64 of the 32-byte key>` of an ed25519 secret (private key). */
-export function publicKeyOf(secret: string): string {
-  const { key } = signingKeyOf('ed25519', secret);
-  return publicKeyText(createPublicKey(key as KeyObject));
-}
-
 function publicKeyText(key: KeyObject): string {
   return (
     PUBLIC_KEY_PREFIX +
     key.export({ format: 'der', type: 'spki' }).subarray(SPKI_ED25519.length).toString('base64')
   );
-}
-
-/** A `whpk_` public key as Node's crypto.verify takes it. */
-export function publicKeyObject(publicKey: string): KeyObject {
-  const raw = Buffer.from(publicKey.slice(PUBLIC_KEY_PREFIX.length), 'base64');
-  return createPublicKey({ key: Buffer.concat([SPKI_ED25519, raw]), format: 'der', type: 'spki' });
-}
-
-/** One `v1,<base64>` HMAC signature. `timestamp` is unix seconds. */
-export function sign(secret: string, id: string, timestamp: number, body: string): string {
-  return signWith({ type: 'hmac-sha256', key: signingKey(secret) }, id, timestamp, body);
 }
 
 /** One signature: `v1,<base64 HMAC>` or `v1a,<base64 ed25519>`. */

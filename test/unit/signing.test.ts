@@ -1,20 +1,39 @@
-import { createHmac, randomBytes, verify } from 'node:crypto';
+import { createHmac, createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { buildDeliveryRequest, USER_AGENT } from '../../src/delivery/delivery-request.js';
 import {
   activeSecrets,
   generateEd25519Secret,
-  publicKeyObject,
-  publicKeyOf,
-  sign,
   signatureHeader,
-  signingKey,
   signingKeyOf,
+  signWith,
   type SigningKey,
 } from '../../src/delivery/signing.js';
 
 const hmac = (secret: string): SigningKey => signingKeyOf('hmac-sha256', secret);
+const sign = (secret: string, id: string, timestamp: number, body: string) =>
+  signWith(hmac(secret), id, timestamp, body);
+
+/** DER before a raw 32-byte ed25519 public key (SPKI): how a receiver imports a `whpk_` key. */
+const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex');
+const publicKeyObject = (publicKey: string): KeyObject =>
+  createPublicKey({
+    key: Buffer.concat([SPKI_ED25519, Buffer.from(publicKey.slice('whpk_'.length), 'base64')]),
+    format: 'der',
+    type: 'spki',
+  });
+/** The `whpk_` public key of a `whsk_` secret. */
+const publicKeyOf = (secret: string): string => {
+  const { key } = signingKeyOf('ed25519', secret) as { key: KeyObject };
+  return (
+    'whpk_' +
+    createPublicKey(key)
+      .export({ format: 'der', type: 'spki' })
+      .subarray(SPKI_ED25519.length)
+      .toString('base64')
+  );
+};
 
 /** What docs/api.md shows a receiver doing with a `v1a` signature. */
 function verifiesV1a(
@@ -50,7 +69,7 @@ describe('signing', () => {
 
   it('a plain secret is used as its UTF-8 bytes', () => {
     const secret = 'my plain secret ✓';
-    expect(signingKey(secret)).toEqual(Buffer.from(secret, 'utf8'));
+    expect(hmac(secret)).toEqual({ type: 'hmac-sha256', key: Buffer.from(secret, 'utf8') });
     const expected = createHmac('sha256', Buffer.from(secret, 'utf8'))
       .update('id.1700000000.{}')
       .digest('base64');
