@@ -10,16 +10,10 @@
  *   --rounds N    runs of each kind (default 2)
  */
 import { signToken } from '../src/http/auth.js';
-import { closedLoop, createClient, fmt, line } from './lib.js';
+import { closedLoop, createClient, fmt, line, numberFlag } from './lib.js';
 import { BENCH_JWT_SECRET, raiseQuotas, startBenchDatabase, startServiceProcess } from './service-process.js';
 
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const value = Number(process.argv[i + 1]);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} takes a whole number ≥ 1`);
-  return value;
-}
+const flag = (name: string, fallback: number) => numberFlag(name, 1) ?? fallback;
 
 const SECONDS = flag('seconds', 15);
 const ROUNDS = flag('rounds', 2);

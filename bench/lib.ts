@@ -367,3 +367,12 @@ export function cpuMeter(servicePids: () => number[], postmasterPid: number | un
     },
   };
 }
+
+/** `--name N` from the command line: a whole number ≥ `min`, or undefined when the flag is absent. */
+export function numberFlag(name: string, min = 0): number | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return undefined;
+  const value = Number(process.argv[i + 1]);
+  if (!Number.isInteger(value) || value < min) throw new Error(`--${name} takes a whole number ≥ ${min}`);
+  return value;
+}

@@ -39,6 +39,7 @@ import {
   createClient,
   fmt,
   line,
+  numberFlag,
   openLoop,
   percentile,
   sleep,
@@ -63,13 +64,7 @@ import {
 
 const quick = process.argv.includes('--quick');
 /** `--name N`: a whole-number flag, or undefined when not given. */
-function flag(name: string): number | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return undefined;
-  const value = Number(process.argv[i + 1]);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} takes a whole number`);
-  return value;
-}
+const flag = (name: string) => numberFlag(name);
 /** NUM_WORKERS of each delivering process; undefined leaves the service's default. */
 const WORKERS = flag('workers');
 /** 0: one process does everything (ROLE=all). K > 0: one ROLE=api process and K ROLE=worker processes. */
