@@ -10,8 +10,7 @@ import type { Middleware } from 'koa';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import { readOrCreateDevKey } from '../secrets/dev-key-file.js';
-import { isTenantId, type Principal, type Role } from '../tenancy/caller.js';
-import { isRevoked } from '../tenancy/token-revocations.js';
+import { isRevoked, isTenantId, type Principal, type Role } from '../tenancy/caller.js';
 
 /**
  * JWT_SECRETS (or JWT_SECRET), or in development one generated once and kept in DATA_DIR. The

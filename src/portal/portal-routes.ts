@@ -17,9 +17,9 @@ import { createEventService } from '../events/event-service.js';
 import { createIngestionService } from '../events/ingestion-service.js';
 import type { RouteDeps } from '../http/deps.js';
 import { bodyValidator, uuidParam } from '../http/validation.js';
-import type { Caller } from '../tenancy/caller.js';
+import { isRevoked, type Caller } from '../tenancy/caller.js';
 import { dlqCount, quotaWithUsage } from '../tenancy/quota-repository.js';
-import { isRevoked, type TokenRevocations } from '../tenancy/token-revocations.js';
+import type { TokenRevocations } from '../tenancy/token-revocations.js';
 import {
   createWebhookSchema,
   updateWebhookSchema,

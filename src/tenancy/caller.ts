@@ -65,3 +65,12 @@ export function objectScope(principal: Principal, requested: string | undefined)
 export function requireAdmin(principal: Principal): void {
   if (principal.role !== 'admin') throw new AppError('forbidden', 'This endpoint needs an admin token.');
 }
+
+/**
+ * Whether a token (or portal session) issued at `issuedAtSeconds` (its `iat`) is refused by a
+ * revocation at `validAfterMs`. `iat` has whole seconds, so one issued in the second of the
+ * revocation is refused too.
+ */
+export function isRevoked(issuedAtSeconds: number, validAfterMs: number | undefined): boolean {
+  return validAfterMs !== undefined && issuedAtSeconds < Math.floor(validAfterMs / 1000) + 1;
+}

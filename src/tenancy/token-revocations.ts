@@ -10,15 +10,6 @@ import { startPeriodicSweep } from '../db/periodic-sweep.js';
 import type { Logger } from '../observability/logger.js';
 import { TOKENS_REVOKED_CHANNEL, tokenRevocationTimes } from './tenant-repository.js';
 
-/**
- * Whether a token (or portal session) issued at `issuedAtSeconds` (its `iat`) is refused by a
- * revocation at `validAfterMs`. `iat` has whole seconds, so one issued in the second of the
- * revocation is refused too.
- */
-export function isRevoked(issuedAtSeconds: number, validAfterMs: number | undefined): boolean {
-  return validAfterMs !== undefined && issuedAtSeconds < Math.floor(validAfterMs / 1000) + 1;
-}
-
 export interface TokenRevocations {
   /** When the tenant's tokens were last revoked (ms), if ever. */
   validAfter(tenantId: string): number | undefined;
