@@ -118,12 +118,13 @@ export function createThreadedHttpClient(options: HttpClientOptions): HttpClient
   /** The thread, started on first use and again after a failure. */
   const started = (): { worker: Worker; post: (send: Send) => void } => {
     if (thread && post) return { worker: thread, post };
-    // Built, the thread runs this file. From the TypeScript sources (tests, `npm run dev`) it
-    // starts at scripts/ts-thread.mjs, which registers tsx's loader and then loads this file.
+    // Built, the thread runs this file; under the test runner (TypeScript sources) it registers
+    // tsx's loader first, as `node --import tsx` would.
     const worker = import.meta.url.endsWith('.ts')
-      ? new Worker(new URL('../../scripts/ts-thread.mjs', import.meta.url), {
-          workerData: { ...data, entry: import.meta.url },
-        })
+      ? new Worker(
+          `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(import.meta.url)}); })`,
+          { eval: true, workerData: data },
+        )
       : new Worker(new URL(import.meta.url), { workerData: data });
     worker.unref();
     worker.on('message', (message: FromThread) => {
