@@ -16,7 +16,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { createDeliveryEngine, type DeliveryEngine } from './deliver-batch.js';
 import { DELIVER_TASK, tenantFlag } from './enqueue.js';
-import { createThreadedHttpClient } from './http-thread.js';
+import { createHttpClient } from './http-client.js';
 import { startSupervisedRunner, type SupervisedRunner } from './runner-supervision.js';
 import { createWakeUps } from './wake-ups.js';
 import { startHeartbeat, type Heartbeat } from './worker-heartbeat.js';
@@ -46,7 +46,7 @@ const POLL_INTERVAL_MS = 1000;
 
 export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWorker> {
   const { config, logger } = deps;
-  const httpClient = createThreadedHttpClient({
+  const httpClient = createHttpClient({
     allowlist: config.ssrfAllowlist,
     onBlocked: (stage) => deps.metrics.ssrfBlocks.inc({ stage }),
   });
