@@ -71,9 +71,7 @@ export async function startBenchDatabase(
     await stop();
     throw err;
   }
-  const pidFile = await fs.readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').catch(() => '');
-  const postmasterPid = Number(pidFile.split('\n')[0]) || undefined;
-  return { url: server.connectionString, statementStats, postmasterPid, stop };
+  return { url: server.connectionString, statementStats, postmasterPid: server.pid, stop };
 }
 
 async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {

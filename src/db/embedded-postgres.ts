@@ -27,6 +27,8 @@ export interface EmbeddedPostgres {
   port: number;
   /** The server was already running (left by an earlier process, or a service running now). */
   adopted: boolean;
+  /** The postmaster's process id (line 1 of its postmaster.pid); undefined if unreadable. */
+  pid: number | undefined;
   /** Stops the server (fast shutdown: open transactions roll back, nothing committed is lost). */
   stop(): Promise<void>;
 }
@@ -286,7 +288,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await startServer(bin, pgDir, port, runAs);
   }
 
-  await lowerServerPriority(pgDir, log);
+  const pid = await postmasterPid(pgDir);
+  lowerServerPriority(pid, log);
   const adminConnectionString = urlFor(port, 'postgres');
   await ensureDatabase(adminConnectionString, databaseName);
 
@@ -296,6 +299,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     adminConnectionString,
     port,
     adopted,
+    pid,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -313,20 +317,23 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
  */
 export const SERVER_NICE = 5;
 
+async function postmasterPid(pgDir: string): Promise<number | undefined> {
+  const text = await fs.readFile(path.join(pgDir, 'postmaster.pid'), 'utf8').catch(() => '');
+  const pid = Number.parseInt(text.split('\n')[0] ?? '', 10);
+  return Number.isInteger(pid) ? pid : undefined;
+}
+
 /**
  * Sets the postmaster to SERVER_NICE; every connection it forks from then on inherits it. Best
  * effort: where the system refuses, the server runs at its own priority.
  */
-async function lowerServerPriority(
-  pgDir: string,
+function lowerServerPriority(
+  pid: number | undefined,
   log: (message: string, meta?: Record<string, unknown>) => void,
-): Promise<void> {
+): void {
   try {
-    const pid = Number.parseInt(
-      (await fs.readFile(path.join(pgDir, 'postmaster.pid'), 'utf8')).split('\n')[0]!,
-      10,
-    );
-    if (Number.isInteger(pid) && os.getPriority(pid) < SERVER_NICE) os.setPriority(pid, SERVER_NICE);
+    if (pid === undefined) throw new Error('postmaster.pid not readable');
+    if (os.getPriority(pid) < SERVER_NICE) os.setPriority(pid, SERVER_NICE);
   } catch (err) {
     log('embedded PostgreSQL keeps its priority', { err: err instanceof Error ? err.message : String(err) });
   }

@@ -34,9 +34,7 @@ const answers = async (url: string): Promise<boolean> => {
 it('the server and the connections it forks run at SERVER_NICE', async () => {
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hookrelay-embedded-pg-'));
   server = await startEmbeddedPostgres({ dataDir });
-  const postmaster = Number(
-    (await fs.readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0],
-  );
+  const postmaster = server.pid!;
   expect(os.getPriority(postmaster)).toBe(SERVER_NICE);
   const client = new pg.Client({ connectionString: server.connectionString });
   await client.connect();
