@@ -25,10 +25,10 @@ export function createSchemaAjv(): Ajv2020 {
  * own: an Ajv keeps every schema it compiled, and refuses a second one with the same `$id`.
  */
 export function schemaProblems(schema: unknown): ErrorDetail[] {
-  const ajv = createSchemaAjv();
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
     return [{ field: '/schema', message: 'must be a JSON Schema object' }];
   }
+  const ajv = createSchemaAjv();
   if (!ajv.validateSchema(schema)) {
     return (ajv.errors ?? []).map((error) => ({
       field: `/schema${error.instancePath}`,
