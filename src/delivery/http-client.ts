@@ -59,8 +59,11 @@ export interface SendOptions {
   signal?: AbortSignal;
 }
 
+/** A delivery request as sent: its body as built (text) or as the bytes of that text. */
+export type OutboundRequest = Omit<DeliveryRequest, 'body'> & { body: string | Uint8Array };
+
 export interface HttpClient {
-  send(request: DeliveryRequest, options: SendOptions): Promise<AttemptResult>;
+  send(request: OutboundRequest, options: SendOptions): Promise<AttemptResult>;
   /** Closes pooled connections. */
   close(): void;
 }
@@ -103,7 +106,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     connect: { lookup, timeout: 30_000, minVersion: 'TLSv1.2' },
   });
 
-  async function send(request: DeliveryRequest, sendOptions: SendOptions): Promise<AttemptResult> {
+  async function send(request: OutboundRequest, sendOptions: SendOptions): Promise<AttemptResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
     const url = URL.canParse(request.url) ? new URL(request.url) : undefined;

@@ -6,26 +6,32 @@
  * directions go in one message per turn of the sending loop. The SSRF guard, the deadline and
  * the response cap all run on the thread, exactly as in http-client.ts.
  *
- * Measured on 2 cores, 64 clients back to back: 2,511 → 2,835 events/s on average over six
- * alternating runs (docs/capacity-planning.md).
+ * A body crosses as bytes whose buffer is handed over, not copied: it lives outside either
+ * heap. The thread's heap has no limit of its own (a worker that reaches one can take the whole
+ * process down with it); main.ts keeps both heaps close to what they hold instead. A thread that
+ * dies anyway ends its attempts as failed, to be retried on the schedule, and the next attempt
+ * starts a new one.
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import ipaddr from 'ipaddr.js';
 import type { Cidr } from './address-policy.js';
-import type { DeliveryRequest } from './delivery-request.js';
 import {
   attemptResult,
   createHttpClient,
   type AttemptResult,
   type HttpClient,
   type HttpClientOptions,
+  type OutboundRequest,
 } from './http-client.js';
+
+const utf8 = new TextEncoder();
 
 /** What marks the thread's own copy of this module. */
 const THREAD = 'hookrelay-http-thread';
 
-/** An attempt to send: its id, the request, its deadline, and the stop signal it heeds. */
-type Send = [id: number, request: DeliveryRequest, timeoutMs: number, signal: number | null];
+/** An attempt to send: its id, the request (its body as bytes), its deadline, and the stop signal it heeds. */
+type Send = [id: number, request: ThreadRequest, timeoutMs: number, signal: number | null];
+type ThreadRequest = Omit<OutboundRequest, 'body'> & { body: Uint8Array<ArrayBuffer> };
 
 type ToThread = { sends: Send[] } | { abort: number } | { close: true };
 type FromThread =
@@ -124,10 +130,7 @@ export function createThreadedHttpClient(options: HttpClientOptions): HttpClient
       ? new Worker(new URL('../../scripts/ts-thread.mjs', import.meta.url), {
           workerData: { ...data, entry: import.meta.url },
         })
-      : new Worker(new URL(import.meta.url), {
-          workerData: data,
-          ...(process.env.XYOUNG ? { resourceLimits: { maxYoungGenerationSizeMb: Number(process.env.XYOUNG) } } : {}),
-        });
+      : new Worker(new URL(import.meta.url), { workerData: data });
     worker.unref();
     worker.on('message', (message: FromThread) => {
       if ('results' in message) {
@@ -155,7 +158,12 @@ export function createThreadedHttpClient(options: HttpClientOptions): HttpClient
     worker.on('error', (err) => lost(err.message));
     worker.on('exit', (code) => lost(`exit code ${code}`));
     thread = worker;
-    post = perTurn<Send>((sends) => worker.postMessage({ sends } satisfies ToThread));
+    post = perTurn<Send>((sends) =>
+      worker.postMessage(
+        { sends } satisfies ToThread,
+        sends.map(([, request]) => request.body.buffer),
+      ),
+    );
     return { worker, post };
   };
 
@@ -185,12 +193,10 @@ export function createThreadedHttpClient(options: HttpClientOptions): HttpClient
       if (pending.size === 0) worker.ref();
       const result = new Promise<AttemptResult>((resolve) => pending.set(id, resolve));
       const signal = sendOptions.signal ? signalNumber(sendOptions.signal, worker) : null;
-      send([
-        id,
-        { url: request.url, headers: request.headers, body: request.body },
-        sendOptions.timeoutMs,
-        signal,
-      ]);
+      // Its own buffer (TextEncoder's), handed over to the thread with the message.
+      const body =
+        typeof request.body === 'string' ? utf8.encode(request.body) : new Uint8Array(request.body);
+      send([id, { url: request.url, headers: request.headers, body }, sendOptions.timeoutMs, signal]);
       return result;
     },
     close() {

@@ -16,7 +16,9 @@ import type { Metrics } from '../observability/metrics.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { createDeliveryEngine, type DeliveryEngine } from './deliver-batch.js';
 import { DELIVER_TASK, tenantFlag } from './enqueue.js';
-import { createHttpClient } from './http-client.js';
+import { createHttpClient, type HttpClientOptions } from './http-client.js';
+import { createThreadedHttpClient } from './http-thread.js';
+import { tracingStarted } from '../observability/tracing.js';
 import { startSupervisedRunner, type SupervisedRunner } from './runner-supervision.js';
 import { createWakeUps } from './wake-ups.js';
 import { startHeartbeat, type Heartbeat } from './worker-heartbeat.js';
@@ -46,10 +48,13 @@ const POLL_INTERVAL_MS = 1000;
 
 export async function startDeliveryWorker(deps: WorkerDeps): Promise<DeliveryWorker> {
   const { config, logger } = deps;
-  const httpClient = createHttpClient({
+  const httpOptions: HttpClientOptions = {
     allowlist: config.ssrfAllowlist,
     onBlocked: (stage) => deps.metrics.ssrfBlocks.inc({ stage }),
-  });
+  };
+  // Requests go out from a thread of their own, unless the process traces: the undici
+  // instrumentation (client spans, the receiver's traceparent) works on the event loop only.
+  const httpClient = tracingStarted() ? createHttpClient(httpOptions) : createThreadedHttpClient(httpOptions);
   const wakeUps = createWakeUps(deps.pool);
   // Owner of this process's delivery leases; heartbeat-registered with graphile-worker's ids.
   const leaseOwner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;

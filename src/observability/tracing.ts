@@ -40,6 +40,15 @@ export function tracingRequested(env: Env = process.env): boolean {
 /** Scrapes and probes are not worth a trace each (Prometheus alone asks once a second). */
 const UNTRACED_PATHS = new Set(['/metrics', '/health']);
 
+let started = false;
+
+/**
+ * Whether this process traces: then deliveries send on the event loop, where the undici
+ * instrumentation gives each request its client span and the receiver its `traceparent`
+ * (delivery/worker.ts), not on the HTTP thread, which the instrumentation does not reach.
+ */
+export const tracingStarted = (): boolean => started;
+
 export interface StartTracingOptions {
   env?: Env;
   /** Where spans go instead of the exporters the environment names (tests: an in-memory exporter). */
@@ -119,6 +128,7 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<T
     ],
   });
   sdk.start();
+  started = true;
   // The `require` that patches node:http(s), whoever else loads them first.
   const require = module.createRequire(import.meta.url);
   require('node:http');
