@@ -47,7 +47,7 @@ await waitUntil(() => receiver.distinct() >= filled, 300_000);
 const secs = (Date.now() - t0) / 1000;
 const split = await cpu.per(filled);
 console.log(
-  `drained ${filled} in ${secs.toFixed(1)} s: ${(filled / secs).toFixed(0)}/s; CPU service ${split.service.toFixed(3)} pg ${split.database.toFixed(3)} rest ${split.rest.toFixed(3)}`,
+  `drained ${filled} in ${secs.toFixed(1)} s: ${(filled / secs).toFixed(0)}/s; CPU service ${split.service.toFixed(3)} pg ${split.database.toFixed(3)} rest ${split.rest.toFixed(3)}; peak RSS ${await worker.peakRss()} MB`,
 );
 const { rows } = await admin.query(
   `select left(regexp_replace(query, '\\s+', ' ', 'g'), 70) as q, calls, round(total_exec_time::numeric,1)::float as total, round(mean_exec_time::numeric,3)::float as mean from pg_stat_statements order by total_exec_time desc limit 8`,
