@@ -63,15 +63,15 @@ import {
 } from './service-process.js';
 
 const quick = process.argv.includes('--quick');
-/** `--name N`: a whole-number flag, or undefined when not given. */
-const flag = (name: string) => numberFlag(name);
 /** NUM_WORKERS of each delivering process; undefined leaves the service's default. */
-const WORKERS = flag('workers');
+const WORKERS = numberFlag('workers');
 /** 0: one process does everything (ROLE=all). K > 0: one ROLE=api process and K ROLE=worker processes. */
-const WORKER_PROCESSES = flag('worker-processes') ?? 0;
+const WORKER_PROCESSES = numberFlag('worker-processes') ?? 0;
 /** WORKER_LOCAL_QUEUE_SIZE of the delivering processes; undefined leaves the service's default (off). */
-const LOCAL_QUEUE = flag('local-queue');
-const RECEIVER_DELAYS_MS = ((delay) => (delay === undefined ? [0, 100] : [delay]))(flag('receiver-delay-ms'));
+const LOCAL_QUEUE = numberFlag('local-queue');
+const RECEIVER_DELAYS_MS = ((delay) => (delay === undefined ? [0, 100] : [delay]))(
+  numberFlag('receiver-delay-ms'),
+);
 const RATES = [250, 500, 1000, 2000, 3000];
 const SATURATION_CLIENTS = 64;
 /**
