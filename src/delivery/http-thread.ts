@@ -183,7 +183,9 @@ export function createThreadedHttpClient(options: HttpClientOptions): HttpClient
 
   return {
     send(request, sendOptions) {
-      if (closing) {
+      // Closing, or stopped already: the thread is not asked (one started after a stop would
+      // not know that signal was aborted).
+      if (closing || sendOptions.signal?.aborted) {
         return Promise.resolve(
           attemptResult({ error: 'interrupted by shutdown', interrupted: true, durationMs: 0 }),
         );
