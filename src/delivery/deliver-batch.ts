@@ -18,8 +18,12 @@
 import { createGroupCommitter, type GroupCommitter } from '../db/group-commit.js';
 import type { Db } from '../db/database.js';
 import type { Config } from '../config.js';
-import { insertDeadLetter } from '../dlq/dlq-repository.js';
-import { emitOperationalEvent, isOperationalType } from '../events/operational-events.js';
+import { insertDeadLetters } from '../dlq/dlq-repository.js';
+import {
+  emitOperationalEvent,
+  emitOperationalEvents,
+  isOperationalType,
+} from '../events/operational-events.js';
 import { DLQ_FULL_REASON, disableWebhook, GONE_REASON } from '../webhooks/webhook-state.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -130,7 +134,11 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     commitOne: async (end) => (await record([end])).has(end.delivery.id),
   });
 
-  /** One statement for the common ends; dead letters and 410s commit with it in a transaction. */
+  /**
+   * One statement for the common ends. Dead letters and 410s commit with it in a transaction:
+   * the dead letters in one statement and their `hookrelay.delivery.dead` events in another,
+   * however many died; a webhook paused (410, or its tenant's DLQ full) costs a few of its own.
+   */
   async function record(ends: AttemptEnd[]): Promise<Set<string>> {
     if (!ends.some((end) => end.state.status === 'dead' || end.state.status === 'paused')) {
       return recordAttempts(db, ends, leaseOwner);
@@ -138,52 +146,66 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     let dlqFull = 0;
     const recorded = await db.transaction().execute(async (trx) => {
       const written = await recordAttempts(trx, ends, leaseOwner);
-      for (const { delivery, attempt, state } of ends) {
-        if (!written.has(delivery.id)) continue;
-        if (state.status === 'paused') {
-          await disableWebhook(trx, {
-            webhookId: delivery.webhook_id,
+      const mine = ends.filter((end) => written.has(end.delivery.id));
+      for (const { delivery } of mine.filter((end) => end.state.status === 'paused')) {
+        await disableWebhook(trx, {
+          webhookId: delivery.webhook_id,
+          tenantId: delivery.tenant_id,
+          reason: GONE_REASON,
+          details: { delivery_id: delivery.id },
+          failing: true,
+        });
+      }
+      const dead = mine.filter((end) => end.state.status === 'dead');
+      const outcomes = await insertDeadLetters(
+        trx,
+        dead.map(({ delivery, attempt }) => ({
+          deliveryId: delivery.id,
+          tenantId: delivery.tenant_id,
+          webhookId: delivery.webhook_id,
+          eventId: delivery.event_id,
+          lastError: attempt.error ?? 'unknown error',
+          attempts: attempt.attemptNumber,
+        })),
+      );
+      await emitOperationalEvents(
+        trx,
+        // An operational event's own death is not announced: no loop.
+        dead
+          .filter(({ delivery }) => !isOperationalType(delivery.event_type))
+          .map(({ delivery, attempt }) => ({
             tenantId: delivery.tenant_id,
-            reason: GONE_REASON,
-            details: { delivery_id: delivery.id },
-            failing: true,
-          });
-        } else if (state.status === 'dead') {
-          const outcome = await insertDeadLetter(trx, {
-            deliveryId: delivery.id,
-            tenantId: delivery.tenant_id,
-            webhookId: delivery.webhook_id,
-            eventId: delivery.event_id,
-            lastError: attempt.error ?? 'unknown error',
-            attempts: attempt.attemptNumber,
-          });
-          // An operational event's own death is not announced: no loop.
-          if (!isOperationalType(delivery.event_type)) {
-            await emitOperationalEvent(trx, delivery.tenant_id, 'hookrelay.delivery.dead', {
+            type: 'hookrelay.delivery.dead',
+            payload: {
               delivery_id: delivery.id,
               event_id: delivery.event_id,
               webhook_id: delivery.webhook_id,
               event_type: delivery.event_type,
               last_error: attempt.error ?? 'unknown error',
               attempts: attempt.attemptNumber,
-            });
-          }
-          if (outcome.dlqFull) {
-            dlqFull++;
-            const disabled = await disableWebhook(trx, {
-              webhookId: delivery.webhook_id,
-              tenantId: delivery.tenant_id,
-              reason: DLQ_FULL_REASON,
-              details: { delivery_id: delivery.id, max_dlq_size: outcome.maxSize },
-            });
-            if (disabled) {
-              await emitOperationalEvent(trx, delivery.tenant_id, 'hookrelay.dlq.full', {
-                webhook_id: delivery.webhook_id,
-                delivery_id: delivery.id,
-                max_dlq_size: outcome.maxSize,
-              });
-            }
-          }
+            },
+          })),
+      );
+      // A full DLQ pauses the webhook of each letter recorded while it was full (once per webhook).
+      const pausedWebhooks = new Set<string>();
+      for (const [i, outcome] of outcomes.entries()) {
+        if (!outcome.dlqFull) continue;
+        dlqFull++;
+        const { delivery } = dead[i]!;
+        if (pausedWebhooks.has(delivery.webhook_id)) continue;
+        pausedWebhooks.add(delivery.webhook_id);
+        const disabled = await disableWebhook(trx, {
+          webhookId: delivery.webhook_id,
+          tenantId: delivery.tenant_id,
+          reason: DLQ_FULL_REASON,
+          details: { delivery_id: delivery.id, max_dlq_size: outcome.maxSize },
+        });
+        if (disabled) {
+          await emitOperationalEvent(trx, delivery.tenant_id, 'hookrelay.dlq.full', {
+            webhook_id: delivery.webhook_id,
+            delivery_id: delivery.id,
+            max_dlq_size: outcome.maxSize,
+          });
         }
       }
       return written;

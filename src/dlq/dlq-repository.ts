@@ -27,37 +27,63 @@ export interface DeadLetterOutcome {
 }
 
 /**
- * Records a dead letter; call it in the transaction that makes the delivery `dead`. One row per
- * delivery (the primary key): a delivery that dies again after a retry refreshes its row.
+ * Records dead letters, in one statement however many; call it in the transaction that makes
+ * the deliveries `dead`. One row per delivery (the primary key): a delivery that dies again after
+ * a retry refreshes its row.
  *
- * The entry is always written, whatever the tenant's max_dlq_size: it is the only record of the
- * failure. The answer says whether the DLQ is now full (at or over max_dlq_size); the caller then
- * disables the webhook (webhook-state), so its other deliveries wait as `paused` instead of dying
- * too. Concurrent deaths may each see room, so the DLQ can end a few entries over the limit;
- * never fewer are kept.
+ * Every entry is written, whatever the tenant's max_dlq_size: it is the only record of the
+ * failure. Each answer (in the order given) says whether the tenant's DLQ was full (at or over
+ * max_dlq_size) once that letter was in, as if the letters were written one after another; the
+ * caller then disables the webhook (webhook-state), so its other deliveries wait as `paused`
+ * instead of dying too. Concurrent deaths may each see room, so the DLQ can end a few entries
+ * over the limit; never fewer are kept.
  */
-export async function insertDeadLetter(db: Kysely<Database>, letter: DeadLetter): Promise<DeadLetterOutcome> {
-  await sql`
-    insert into dlq (delivery_id, tenant_id, webhook_id, event_id, last_error, attempts)
-    values (
-      ${letter.deliveryId}, ${letter.tenantId}, ${letter.webhookId}, ${letter.eventId},
-      ${letter.lastError}, ${letter.attempts}
+export async function insertDeadLetters(
+  db: Kysely<Database>,
+  letters: readonly DeadLetter[],
+): Promise<DeadLetterOutcome[]> {
+  if (letters.length === 0) return [];
+  const rows = letters.map((l, ord) => ({
+    ord,
+    delivery_id: l.deliveryId,
+    tenant_id: l.tenantId,
+    webhook_id: l.webhookId,
+    event_id: l.eventId,
+    last_error: l.lastError,
+    attempts: l.attempts,
+  }));
+  // The statement's snapshot is from before its insert: `before` counts what was there (up to
+  // the limit plus this batch, so a huge DLQ costs no more than a full one), and each letter adds
+  // one unless its delivery already had a row.
+  const { rows: outcomes } = await sql<{ ord: number; max_size: number; counted: number }>`
+    with letter as materialized (
+      select l.*, exists (select 1 from dlq where dlq.delivery_id = l.delivery_id) as had_row
+        from json_to_recordset(${JSON.stringify(rows)}::json)
+          as l(ord int, delivery_id uuid, tenant_id text, webhook_id uuid, event_id uuid,
+               last_error text, attempts int)
+    ),
+    written as (
+      insert into dlq (delivery_id, tenant_id, webhook_id, event_id, last_error, attempts)
+      select delivery_id, tenant_id, webhook_id, event_id, last_error, attempts from letter order by ord
+      on conflict (delivery_id) do update
+        set last_error = excluded.last_error, attempts = excluded.attempts, created_at = now()
+    ),
+    tenant as (
+      select t.tenant_id, t.max_size,
+             (select count(*)::int from (
+                select 1 from dlq where dlq.tenant_id = t.tenant_id limit t.max_size + t.letters) entries) as before
+        from (select letter.tenant_id,
+                     coalesce((select max_dlq_size from quotas q where q.tenant_id = letter.tenant_id), 100) as max_size,
+                     count(*)::int as letters
+                from letter group by letter.tenant_id) t
     )
-    on conflict (delivery_id) do update
-      set last_error = excluded.last_error, attempts = excluded.attempts, created_at = now()
+    select letter.ord, tenant.max_size,
+           tenant.before + (count(*) filter (where not letter.had_row)
+                              over (partition by letter.tenant_id order by letter.ord))::int as counted
+      from letter join tenant using (tenant_id)
+     order by letter.ord
   `.execute(db);
-  // Counting stops at the limit, so a tenant with a huge DLQ costs no more than one at its limit.
-  const { rows } = await sql<{ max_size: number; counted: number }>`
-    with quota as (
-      select coalesce((select max_dlq_size from quotas where tenant_id = ${letter.tenantId}), 100) as max_size
-    )
-    select quota.max_size,
-           (select count(*)::int from (
-              select 1 from dlq where tenant_id = ${letter.tenantId} limit quota.max_size) entries) as counted
-      from quota
-  `.execute(db);
-  const { max_size, counted } = rows[0]!;
-  return { dlqFull: counted >= max_size, maxSize: max_size };
+  return outcomes.map((o) => ({ dlqFull: o.counted >= o.max_size, maxSize: o.max_size }));
 }
 
 export interface DeadLetterRow {

@@ -81,6 +81,12 @@ export const OPERATIONAL_EVENT_TYPES = {
 
 export type OperationalEventType = keyof typeof OPERATIONAL_EVENT_TYPES;
 
+export interface OperationalEvent {
+  tenantId: string;
+  type: OperationalEventType;
+  payload: Record<string, unknown>;
+}
+
 /** Stores an operational event and its deliveries in the caller's transaction; its id. */
 export async function emitOperationalEvent(
   db: Kysely<Database>,
@@ -88,8 +94,23 @@ export async function emitOperationalEvent(
   type: OperationalEventType,
   payload: Record<string, unknown>,
 ): Promise<string> {
-  const { rows } = await sql<{ id: string }>`
-    select emit_operational(${tenantId}, ${type}, ${JSON.stringify(payload)}::jsonb) as id
+  return (await emitOperationalEvents(db, [{ tenantId, type, payload }]))[0]!;
+}
+
+/**
+ * Stores operational events and their deliveries in the caller's transaction, in the order
+ * given, in one statement however many; their ids in that order.
+ */
+export async function emitOperationalEvents(
+  db: Kysely<Database>,
+  events: readonly OperationalEvent[],
+): Promise<string[]> {
+  if (events.length === 0) return [];
+  const rows = events.map((e, ord) => ({ ord, tenant_id: e.tenantId, type: e.type, payload: e.payload }));
+  const { rows: ids } = await sql<{ id: string }>`
+    select emit_operational(e.tenant_id, e.type, e.payload) as id
+      from json_to_recordset(${JSON.stringify(rows)}::json) as e(ord int, tenant_id text, type text, payload jsonb)
+     order by e.ord
   `.execute(db);
-  return rows[0]!.id;
+  return ids.map((r) => r.id);
 }
