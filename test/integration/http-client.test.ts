@@ -330,4 +330,30 @@ describe('the worker thread', () => {
     expect(results.filter((result) => !result.ok)).toEqual([]);
     expect(new Set(r.requests.map((request) => request.body))).toEqual(new Set(bodies));
   });
+
+  it('a thread that dies ends its attempts as failed (to be retried), and the next attempt starts a new one', async () => {
+    const r = await receiver();
+    // An allowlist entry the thread cannot parse: each thread throws as it starts, as one with
+    // a fault would at any moment.
+    const unparsable = { toString: () => 'not an address' } as unknown as ipaddr.IPv4;
+    const http = createThreadedHttpClient({ allowlist: [[unparsable, 32]] });
+    clients.push(http);
+    const failed = {
+      ok: false,
+      statusCode: null,
+      error: expect.stringMatching(/^delivery thread stopped: /) as unknown,
+      interrupted: false,
+      permanent: false,
+    };
+    const first = await Promise.all([1, 2, 3].map(() => http.send(delivery(r.url), { timeoutMs: 5000 })));
+    expect(first).toEqual([failed, failed, failed].map((f) => expect.objectContaining(f)));
+    expect(first[0]!.error).toMatch(/ipaddr/);
+    // A new thread, which fails the same way. Had the client kept the dead one, this attempt
+    // would have been posted to it and ended only by its exit ("exit code 1"), or never.
+    expect(await http.send(delivery(r.url), { timeoutMs: 5000 })).toMatchObject({
+      ...failed,
+      error: first[0]!.error,
+    });
+    expect(r.requests).toHaveLength(0);
+  });
 });
