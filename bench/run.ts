@@ -61,6 +61,7 @@ import {
   type BenchDatabase,
   type ServiceProcess,
 } from './service-process.js';
+import { describeYardstick, isAhead, yardstickFor } from './yardstick.js';
 
 const quick = process.argv.includes('--quick');
 /** NUM_WORKERS of each delivering process; undefined leaves the service's default. */
@@ -355,17 +356,43 @@ function printPhase(result: PhaseResult, ceiling: number, saturation: boolean): 
   return result.account();
 }
 
+/** A phase against its yardstick (bench/yardstick.ts): `17 / 24 ahead`, or empty when it has none. */
+function yardstickCell(r: PhaseResult): { cell: string; ahead?: boolean } {
+  const yardstick = yardstickFor(r.receiverDelayMs, r.name);
+  if (!yardstick) return { cell: '' };
+  const ahead = isAhead(
+    {
+      postP99: percentile(r.post, 99),
+      e2eP99: r.e2e[2],
+      perSec: r.deliveredPerSec,
+      allDelivered: r.undelivered === 0 && r.leftOver === 0,
+    },
+    yardstick,
+  );
+  return { cell: `${describeYardstick(yardstick, (n) => fmt(n))} ${ahead ? 'ahead' : 'behind'}`, ahead };
+}
+
 /** The final table: one row per offered rate (and saturation) and receiver. */
 function printTable(results: PhaseResult[]): void {
+  const compared = results.map(yardstickCell);
   const rows = [
-    ['receiver', 'offered', 'accepted/s', 'POST p50/p99 (ms)', 'e2e p50/p95/p99 (ms)', 'undelivered at end'],
-    ...results.map((r) => [
+    [
+      'receiver',
+      'offered',
+      'accepted/s',
+      'POST p50/p99 (ms)',
+      'e2e p50/p95/p99 (ms)',
+      'undelivered at end',
+      'yardstick',
+    ],
+    ...results.map((r, i) => [
       r.receiverDelayMs === 0 ? 'at once' : `${r.receiverDelayMs} ms`,
       r.name,
       fmt(r.acceptedPerSec),
       `${fmt(percentile(r.post, 50), 1)} / ${fmt(percentile(r.post, 99), 1)}`,
       r.e2e.map((v) => ms(v, r.waitedMs, 0)).join(' / '),
       `${fmt(r.undelivered)}${r.leftOver > 0 ? ` (${fmt(r.leftOver)} not drained)` : ''}`,
+      compared[i]!.cell,
     ]),
   ];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
@@ -375,7 +402,10 @@ function printTable(results: PhaseResult[]): void {
       row.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ') + '\n',
     );
   }
-  process.stdout.write('\n');
+  const held = compared.filter((c) => c.ahead !== undefined);
+  process.stdout.write(
+    `\nahead of the yardstick (bench/yardstick.ts) in ${held.filter((c) => c.ahead).length} of ${held.length} phases\n\n`,
+  );
 }
 
 const cpuLine = (label: string, cpu: CpuSplit) =>
