@@ -17,6 +17,13 @@ import { peakRssMb } from './lib.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
+// A bench whose output is piped into a reader that stops early (`| head`) would die of EPIPE at
+// its next write and leave the servers it started running; instead such writes are dropped and
+// it goes on to stop them.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+});
+
 /** The HS256 key every service process started here shares, so one token works on all of them. */
 export const BENCH_JWT_SECRET = 'bench-secret-0123456789abcdef';
 /** 32 bytes, base64: the bench's SECRETS_KEY (its secrets are throw-away). */
