@@ -3,6 +3,7 @@
  * (`create database … template …` copies files: milliseconds, not a migration run).
  */
 import { randomBytes } from 'node:crypto';
+import type { Kysely, KyselyPlugin } from 'kysely';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { createDatabase, type DatabaseHandle } from '../../src/db/database.js';
@@ -67,4 +68,21 @@ export async function withTestDatabase(): Promise<{
       await database.drop();
     },
   };
+}
+
+/**
+ * `db` with every statement it runs kept, in order: a raw `sql` statement as its text (its
+ * parameters as `$`), a built query as its node kind (`SelectQueryNode`, …).
+ */
+export function recordingStatements<DB>(db: Kysely<DB>): { db: Kysely<DB>; statements: string[] } {
+  const statements: string[] = [];
+  const recording: KyselyPlugin = {
+    transformQuery: (args) => {
+      const node = args.node as { kind: string; sqlFragments?: readonly string[] };
+      statements.push(node.kind === 'RawNode' ? node.sqlFragments!.join('$') : node.kind);
+      return args.node;
+    },
+    transformResult: (args) => Promise.resolve(args.result),
+  };
+  return { db: db.withPlugin(recording), statements };
 }

@@ -5,16 +5,15 @@
  * statements of its own inside the record transaction.
  */
 import ipaddr from 'ipaddr.js';
-import { sql, type Kysely, type KyselyPlugin } from 'kysely';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../src/db/database.js';
 import { createDeliveryEngine } from '../../src/delivery/deliver-batch.js';
 import { createHttpClient } from '../../src/delivery/http-client.js';
 import { insertDeadLetters, type DeadLetter } from '../../src/dlq/dlq-repository.js';
 import { emitOperationalEvents } from '../../src/events/operational-events.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import { withTestDatabase } from '../helpers/database.js';
+import { recordingStatements, withTestDatabase } from '../helpers/database.js';
 import { seedDeadLetters, setQuota } from '../helpers/dead-letters.js';
 import { createDelivery, createEvent, createTenant, createWebhook } from '../helpers/fixtures.js';
 import { receiverPool } from '../helpers/receiver.js';
@@ -30,20 +29,6 @@ afterAll(async () => {
   await ctx?.cleanup();
 });
 const db = () => ctx.handle.db;
-
-/** `db` with every statement it runs kept as its SQL text. */
-function recordingStatements(base: Kysely<Database>): { db: Kysely<Database>; statements: string[] } {
-  const statements: string[] = [];
-  const recording: KyselyPlugin = {
-    transformQuery: (args) => {
-      const node = args.node as { kind: string; sqlFragments?: readonly string[] };
-      statements.push(node.kind === 'RawNode' ? node.sqlFragments!.join('$') : node.kind);
-      return args.node;
-    },
-    transformResult: (args) => Promise.resolve(args.result),
-  };
-  return { db: base.withPlugin(recording), statements };
-}
 
 /** Dead deliveries of one webhook, as the engine would hand them to insertDeadLetters. */
 async function letters(tenantId: string, webhookId: string, count: number): Promise<DeadLetter[]> {

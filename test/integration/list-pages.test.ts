@@ -3,10 +3,9 @@
  * two statements side by side could see a row committed between them and answer `total: 1`
  * with no entries. Only a page past the end counts in a second statement.
  */
-import type { KyselyPlugin } from 'kysely';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { pageWithTotal } from '../../src/db/page.js';
-import { withTestDatabase } from '../helpers/database.js';
+import { recordingStatements, withTestDatabase } from '../helpers/database.js';
 
 let ctx: Awaited<ReturnType<typeof withTestDatabase>>;
 beforeAll(async () => {
@@ -19,20 +18,13 @@ afterAll(async () => {
 
 /** Lists tenants `page-*` by id, counting the statements it takes. */
 async function listTenants(limit: number, offset: number) {
-  let statements = 0;
-  const counting: KyselyPlugin = {
-    transformQuery: (args) => {
-      statements++;
-      return args.node;
-    },
-    transformResult: (args) => Promise.resolve(args.result),
-  };
-  const base = ctx.handle.db.withPlugin(counting).selectFrom('tenants').where('id', 'like', 'page-%');
+  const { db, statements } = recordingStatements(ctx.handle.db);
+  const base = db.selectFrom('tenants').where('id', 'like', 'page-%');
   const { rows, total } = await pageWithTotal(base, (q) => q.select('id').orderBy('id'), {
     limit,
     offset,
   });
-  return { rows, total, statements };
+  return { rows, total, statements: statements.length };
 }
 
 it('a page and its total come from one statement, without the count among the rows', async () => {
