@@ -369,7 +369,7 @@ function yardstickCell(r: PhaseResult): { cell: string; ahead?: boolean } {
     },
     yardstick,
   );
-  return { cell: `${describeYardstick(yardstick, (n) => fmt(n))} ${ahead ? 'ahead' : 'behind'}`, ahead };
+  return { cell: `${describeYardstick(yardstick, fmt)} ${ahead ? 'ahead' : 'behind'}`, ahead };
 }
 
 /** The final table: one row per offered rate (and saturation) and receiver. */
